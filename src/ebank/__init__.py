@@ -1,0 +1,1 @@
+"""ebank: an electronic banking platform."""

@@ -1,0 +1,7 @@
+"""`ebank bench <scenario>`: each scenario ends with one `RESULT <scenario> key=value ...` line."""
+
+from types import ModuleType
+
+from ebank.bench import ledger
+
+SCENARIOS: dict[str, ModuleType] = {"ledger": ledger}

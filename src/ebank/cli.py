@@ -1,0 +1,160 @@
+"""The `ebank` command: serve, demo, db upgrade, audit verify, bench."""
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from ebank.core.money import format_minor
+from ebank.core.settings import Settings, get_settings
+
+
+def _prepare_database(settings: Settings) -> None:
+    """Migrate to the latest schema and make sure the bank's own accounts exist."""
+    from ebank.core.db import make_engine
+    from ebank.core.writer import Command, Writer
+    from ebank.ledger.chart import ensure_chart
+    from ebank.migrations import upgrade
+
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    writer = Writer(engine)
+    try:
+        writer.execute(Command(ensure_chart, sql=False))
+    finally:
+        writer.close()
+        engine.dispose()
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    _prepare_database(settings)
+    print(f"database is at the latest schema: {_safe_url(settings.database_url)}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ebank.app import create_app
+
+    settings = get_settings()
+    if args.demo:
+        settings = settings.model_copy(update={"demo": True})
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level=settings.log_level,
+        access_log=False,  # the app logs every request itself, as JSON with its request id
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ebank import demo
+    from ebank.core.db import make_engine
+    from ebank.core.writer import Writer
+
+    settings = get_settings()
+    _prepare_database(settings)
+    engine = make_engine(settings.database_url)
+    writer = Writer(engine)
+    try:
+        demo.seed(writer)
+    finally:
+        writer.close()
+    print(f"\nebank demo bank on {_safe_url(settings.database_url)}\n")
+    print(f"  {'account':<18} {'name':<40} {'balance (CNY)':>16}")
+    for acc in demo.accounts(engine):
+        print(f"  {acc.code:<18} {acc.name:<40} {format_minor(acc.balance):>16}")
+    engine.dispose()
+    host, port = args.host or settings.host, args.port or settings.port
+    print(f"\nserving on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)\n")
+    if args.no_serve:
+        return 0
+    args.demo = True
+    return cmd_serve(args)
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from ebank.core.audit import verify
+    from ebank.core.db import make_engine
+
+    engine = make_engine(get_settings().database_url)
+    with engine.connect() as conn:
+        result = verify(conn)
+    engine.dispose()
+    if result.ok:
+        print(f"audit log intact: {result.records} records verified")
+        return 0
+    print(f"audit log BROKEN at record {result.first_bad_id}: {result.reason}")
+    return 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ebank.bench import SCENARIOS
+
+    print(SCENARIOS[args.scenario].run(args), flush=True)
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    """A database URL fit for printing: no password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ebank.bench import SCENARIOS
+
+    parser = argparse.ArgumentParser(prog="ebank", description="ebank electronic banking")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str
+            ) -> argparse.ArgumentParser:  # fmt: skip
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    for name, handler, text in (
+        ("serve", cmd_serve, "serve the web app and API"),
+        ("demo", cmd_demo, "create and seed a demo bank, then serve it"),
+    ):
+        p = add(name, handler, text)
+        p.add_argument("--host")
+        p.add_argument("--port", type=int)
+        p.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)
+        if name == "demo":
+            p.add_argument("--no-serve", action="store_true", help="seed and print, then exit")
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command",
+                                                                      required=True)  # fmt: skip
+    db.add_parser("upgrade", help="migrate to the latest schema").set_defaults(
+        handler=cmd_db_upgrade
+    )
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit.add_parser("verify", help="prove no audit record was altered").set_defaults(
+        handler=cmd_audit_verify
+    )
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
+        dest="scenario", required=True
+    )
+    for name, scenario in SCENARIOS.items():
+        p = bench.add_parser(
+            name, help=scenario.__doc__.splitlines()[0] if scenario.__doc__ else ""
+        )
+        scenario.add_arguments(p)
+        p.set_defaults(handler=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

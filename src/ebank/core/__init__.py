@@ -1,0 +1,1 @@
+"""Shared mechanisms: database, writer, money, clock, errors, audit, outbox."""

@@ -1,0 +1,149 @@
+"""The hash-chained audit log: who did what, when, through which channel, from where, and how
+it ended. Each record's hash covers its content and the previous record's hash, so altering,
+inserting or deleting a record breaks every hash after it; `verify` finds the first break.
+
+Records are appended through the writer, in the same transaction as the action they describe.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from ebank.core.clock import as_utc
+from ebank.core.tables import audit_head, audit_log
+from ebank.core.writer import Participant, Tx
+
+GENESIS = "0" * 64
+
+
+def _stamp(at: datetime) -> str:
+    return as_utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def record_hash(prev_hash: str, row: dict[str, Any]) -> str:
+    content = {k: row[k] for k in ("id", "actor", "action", "channel", "address", "outcome")}
+    content |= {"at": _stamp(row["at"]), "subject": row["subject"], "detail": row["detail"]}
+    blob = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256((prev_hash + blob).encode()).hexdigest()
+
+
+class AuditTrail(Participant):
+    order = 90  # last: the chain head stays locked for as short a time as possible
+
+    def __init__(self, tx: Tx) -> None:
+        super().__init__(tx)
+        self.pending: list[dict[str, Any]] = []
+        self._mark = 0
+
+    def begin_command(self) -> None:
+        self._mark = len(self.pending)
+
+    def rollback_command(self) -> None:
+        del self.pending[self._mark :]
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.touch()
+        self.pending.append(row)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        conn = self.tx.raw
+        query = select(audit_head.c.last_id, audit_head.c.hash).where(audit_head.c.id == 1)
+        head = conn.execute(query if self.tx.sqlite else query.with_for_update()).first()
+        last_id, prev = (head[0], head[1]) if head else (0, GENESIS)
+        rows = []
+        for row in self.pending:
+            last_id += 1
+            row = {**row, "id": last_id, "prev_hash": prev}
+            row["hash"] = prev = record_hash(row["prev_hash"], row)
+            rows.append(row)
+        conn.execute(audit_log.insert(), rows)
+        if head:
+            conn.execute(
+                audit_head.update().where(audit_head.c.id == 1).values(last_id=last_id, hash=prev)
+            )
+        else:
+            conn.execute(audit_head.insert().values(id=1, last_id=last_id, hash=prev))
+        self.pending.clear()
+        self._mark = 0
+
+
+def record(
+    tx: Tx,
+    *,
+    actor: str,
+    action: str,
+    subject: str = "",
+    outcome: str = "ok",
+    channel: str = "system",
+    address: str = "",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append an audit record to the command's transaction."""
+    tx.part(AuditTrail).append(
+        {
+            "at": tx.now,
+            "actor": actor,
+            "action": action,
+            "channel": channel,
+            "address": address,
+            "outcome": outcome,
+            "subject": subject,
+            "detail": json.dumps(detail or {}, sort_keys=True, ensure_ascii=False),
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    records: int
+    first_bad_id: int | None
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad_id is None
+
+
+def verify(conn: Connection, batch: int = 5000) -> Verification:
+    """Walk the whole chain; report the first record whose hash or link does not hold."""
+    prev, expected_id, count = GENESIS, 1, 0
+    after = 0
+    while True:
+        rows = (
+            conn.execute(
+                select(audit_log)
+                .where(audit_log.c.id > after)
+                .order_by(audit_log.c.id)
+                .limit(batch)
+            )
+            .mappings()
+            .all()
+        )
+        if not rows:
+            break
+        for row in rows:
+            if row["id"] != expected_id:
+                return Verification(count, expected_id, "a record is missing")
+            if row["prev_hash"] != prev:
+                return Verification(count, row["id"], "the link to the previous record is broken")
+            if record_hash(prev, dict(row)) != row["hash"]:
+                return Verification(count, row["id"], "the record's content was altered")
+            prev, expected_id, count = row["hash"], expected_id + 1, count + 1
+        after = rows[-1]["id"]
+    head = conn.execute(select(audit_head.c.last_id, audit_head.c.hash)).first()
+    if head is None:
+        if count:
+            return Verification(count, 1, "the chain's head record is missing")
+    elif head[0] < count:
+        return Verification(count, head[0] + 1, "a record was added outside the writer")
+    elif head[0] > count:
+        return Verification(count, count + 1, "records after the last one were removed")
+    elif head[1] != prev:
+        return Verification(count, count, "the last record was replaced")
+    return Verification(count, None, "intact")

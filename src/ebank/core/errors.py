@@ -1,0 +1,109 @@
+"""Domain errors with stable codes and messages in zh-CN and English.
+
+Channels map them: the API to HTTP status + `{"code", "message", "details"}`, the web to a
+readable page, SMS to a short reply. A code never changes meaning once published.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorKind:
+    status: int
+    zh: str
+    en: str
+
+
+# Messages may use {placeholders} filled from the error's details.
+CATALOGUE: dict[str, ErrorKind] = {
+    "INVALID_INPUT": ErrorKind(400, "输入有误：{reason}", "Invalid input: {reason}"),
+    "INVALID_AMOUNT": ErrorKind(400, "金额格式有误：{reason}", "Invalid amount: {reason}"),
+    "UNKNOWN_CURRENCY": ErrorKind(
+        400, "不支持的币种 {currency}", "Unsupported currency {currency}"
+    ),
+    "CURRENCY_MISMATCH": ErrorKind(
+        400, "币种不一致：{reason}", "Currencies do not match: {reason}"
+    ),
+    "UNBALANCED_ENTRY": ErrorKind(
+        400, "借贷不平衡：{reason}", "Debits and credits do not balance: {reason}"
+    ),
+    "ACCOUNT_NOT_FOUND": ErrorKind(404, "账户不存在", "Account not found"),
+    "ACCOUNT_EXISTS": ErrorKind(409, "账户 {code} 已存在", "Account {code} already exists"),
+    "ENTRY_NOT_FOUND": ErrorKind(404, "交易记录不存在", "Journal entry not found"),
+    "HOLD_NOT_FOUND": ErrorKind(404, "冻结（预授权）记录不存在", "Hold not found"),
+    "INSUFFICIENT_FUNDS": ErrorKind(
+        422,
+        "可用余额不足，请存入资金或减少金额后重试",
+        "Insufficient available balance: add funds or lower the amount and try again",
+    ),
+    "ACCOUNT_FROZEN": ErrorKind(
+        422,
+        "账户已冻结，只收不付；请联系开户行",
+        "The account is frozen and can only receive funds; please contact your branch",
+    ),
+    "ACCOUNT_SUSPENDED": ErrorKind(
+        422,
+        "账户已暂停非柜面业务，请本人携身份证件到柜台办理",
+        "Non-counter business on this account is suspended; please visit a branch with your ID",
+    ),
+    "ACCOUNT_DORMANT": ErrorKind(
+        422,
+        "账户为久悬户，请到柜台激活后再办理",
+        "The account is dormant; please reactivate it at a branch first",
+    ),
+    "ACCOUNT_CLOSED": ErrorKind(422, "账户已销户", "The account is closed"),
+    "ACCOUNT_NOT_EMPTY": ErrorKind(
+        422,
+        "账户仍有余额或冻结金额，不能销户",
+        "The account still holds money or holds and cannot be closed",
+    ),
+    "INVALID_STATUS_CHANGE": ErrorKind(
+        422,
+        "账户状态不能从 {from_status} 变为 {to_status}",
+        "Account status cannot change from {from_status} to {to_status}",
+    ),
+    "HOLD_NOT_PENDING": ErrorKind(
+        422, "该冻结已{status}，不能再操作", "The hold is already {status}"
+    ),
+    "HOLD_EXPIRED": ErrorKind(422, "该冻结已过期", "The hold has expired"),
+    "CAPTURE_EXCEEDS_HOLD": ErrorKind(
+        422, "扣款金额超过剩余冻结金额", "The capture exceeds what remains of the hold"
+    ),
+    "ALREADY_REVERSED": ErrorKind(409, "该交易已冲正", "The entry has already been reversed"),
+    "CANNOT_REVERSE_REVERSAL": ErrorKind(
+        422, "冲正交易不能再冲正", "A reversal cannot itself be reversed"
+    ),
+    "IDEMPOTENCY_CONFLICT": ErrorKind(
+        409,
+        "该请求编号已用于另一笔不同的请求",
+        "This idempotency key was already used for a different request",
+    ),
+    "UNAVAILABLE": ErrorKind(503, "系统繁忙，请稍后重试", "The system is busy, please retry"),
+}
+
+
+class EbankError(Exception):
+    """An error a customer or caller can act on; never a programming fault."""
+
+    def __init__(self, code: str, /, **details: Any) -> None:
+        if code not in CATALOGUE:
+            raise KeyError(f"unknown error code {code}")
+        self.code = code
+        self.details = details
+        super().__init__(f"{code}: {self.message('en')}")
+
+    @property
+    def status(self) -> int:
+        return CATALOGUE[self.code].status
+
+    def message(self, lang: str = "zh") -> str:
+        kind = CATALOGUE[self.code]
+        template = kind.zh if lang.startswith("zh") else kind.en
+        try:
+            return template.format(**self.details)
+        except (KeyError, IndexError):
+            return template
+
+    def to_dict(self, lang: str = "zh") -> dict[str, Any]:
+        return {"code": self.code, "message": self.message(lang), "details": self.details}

@@ -1,0 +1,35 @@
+"""Process settings, read from `EBANK_*` environment variables.
+
+Bank parameters (limits, fees, rules) are data in the database, not settings: these are only
+what a process needs to start.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EBANK_")
+
+    database_url: str = "sqlite:///var/ebank.db"
+    # The business day (limits, statements, end of day) runs on this zone; storage is UTC.
+    business_timezone: str = "Asia/Shanghai"
+    # Largest number of commands the writer commits in one transaction.
+    writer_max_batch: int = 4096
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    demo: bool = False
+
+    def sqlite_path(self) -> Path | None:
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix):
+            return Path(self.database_url[len(prefix) :])
+        return None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
