@@ -36,15 +36,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ebank.app import create_app
+    from ebank.core.logging import configure_logging
 
     settings = get_settings()
     if args.demo:
         settings = settings.model_copy(update={"demo": True})
+    configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings),
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's own lines go through our JSON handler too
         access_log=False,  # the app logs every request itself, as JSON with its request id
     )
     return 0

@@ -79,6 +79,10 @@ CATALOGUE: dict[str, ErrorKind] = {
         "该请求编号已用于另一笔不同的请求",
         "This idempotency key was already used for a different request",
     ),
+    "NOT_FOUND": ErrorKind(404, "请求的地址不存在", "No such address"),
+    "METHOD_NOT_ALLOWED": ErrorKind(
+        405, "该地址不支持此操作", "This address does not allow that method"
+    ),
     "UNAVAILABLE": ErrorKind(503, "系统繁忙，请稍后重试", "The system is busy, please retry"),
 }
 

@@ -244,6 +244,11 @@ class Writer:
         self._thread = threading.Thread(target=self._loop, name="ebank-writer", daemon=True)
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the writer is taking commands (readiness checks ask this)."""
+        return not self._closed and self._thread.is_alive()
+
     # -- submitting ---------------------------------------------------------------------
     def submit(self, command: Command[T]) -> "concurrent.futures.Future[T]":
         if self._closed:

@@ -5,6 +5,7 @@ Reads use any connection (not the writer's); they see what has been committed.
 
 import base64
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, select
 
@@ -26,22 +27,23 @@ from ebank.ledger.tables import accounts, entries, holds, postings
 MAX_PAGE = 500
 
 
+_VIEW_COLUMNS = (
+    accounts.c.id, accounts.c.code, accounts.c.name, accounts.c.kind, accounts.c.currency,
+    accounts.c.normal_side, accounts.c.status, accounts.c.credit_line,
+    accounts.c.overdraft_allowed, latest_balance(accounts.c.id), accounts.c.held,
+)  # fmt: skip
+
+
+def _view(row: Any) -> AccountView:
+    values = list(row)
+    values[8] = bool(values[8])
+    return AccountView(*values)
+
+
 def get_account(
     conn: Connection, *, account_id: int | None = None, code: str | None = None
 ) -> AccountView:
-    query = select(
-        accounts.c.id,
-        accounts.c.code,
-        accounts.c.name,
-        accounts.c.kind,
-        accounts.c.currency,
-        accounts.c.normal_side,
-        accounts.c.status,
-        accounts.c.credit_line,
-        accounts.c.overdraft_allowed,
-        latest_balance(accounts.c.id),
-        accounts.c.held,
-    )
+    query = select(*_VIEW_COLUMNS)
     if account_id is not None:
         query = query.where(accounts.c.id == account_id)
     elif code is not None:
@@ -51,9 +53,17 @@ def get_account(
     row = conn.execute(query).first()
     if row is None:
         raise EbankError("ACCOUNT_NOT_FOUND")
-    values = list(row)
-    values[8] = bool(values[8])
-    return AccountView(*values)
+    return _view(row)
+
+
+def list_accounts(
+    conn: Connection, *, kind: str | None = None, limit: int = 50
+) -> list[AccountView]:
+    """Accounts in code order, with balances; `kind` is customer or internal."""
+    query = select(*_VIEW_COLUMNS).order_by(accounts.c.code).limit(limit)
+    if kind is not None:
+        query = query.where(accounts.c.kind == kind)
+    return [_view(row) for row in conn.execute(query)]
 
 
 def get_entry(

@@ -1,0 +1,110 @@
+"""Builds the ASGI app from the channels: API, health and metrics, web pages, static files."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from html import escape
+from importlib.metadata import version
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from starlette.types import ASGIApp
+
+from ebank.channels.api import errors, health
+from ebank.channels.api.health import Metrics
+from ebank.channels.api.middleware import RequestMiddleware
+from ebank.channels.web import pages
+from ebank.core.clock import Clock, SystemClock
+from ebank.core.db import make_engine
+from ebank.core.settings import Settings, get_settings
+from ebank.core.writer import Writer
+
+API_PREFIX = "/api/v1"
+STATIC_DIR = Path(__file__).parent / "channels" / "web" / "static"
+
+
+class _App(FastAPI):
+    """FastAPI with the request layer outside its error middleware.
+
+    `add_middleware` would put it inside, and a 500 from the error handler would then leave
+    without a request id or security headers, and uncounted.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestMiddleware(super().build_middleware_stack(), self.state.metrics)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    writer: Writer | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """The app; the engine and writer are made at start-up unless given (and then not closed)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_engine = engine or make_engine(settings.database_url)
+        app_clock = clock or (writer.clock if writer else SystemClock())
+        own_writer = writer or Writer(
+            own_engine, clock=app_clock, max_batch=settings.writer_max_batch
+        )
+        app.state.engine, app.state.writer, app.state.clock = own_engine, own_writer, app_clock
+        try:
+            yield
+        finally:
+            if writer is None:
+                # close() waits for queued commands; keep the loop free to answer them.
+                await asyncio.to_thread(own_writer.close)
+            if engine is None:
+                own_engine.dispose()
+
+    app = _App(
+        title="ebank",
+        version=version("ebank"),
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN; ours is vendored
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics(lambda: getattr(app.state, "writer", None))
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(pages.router)
+    app.add_api_route(
+        f"{API_PREFIX}/docs", api_docs, methods=["GET"], include_in_schema=False,
+        response_class=HTMLResponse,
+    )  # fmt: skip
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def api_docs(request: Request) -> HTMLResponse:
+    """Swagger UI from /static: no CDN, and no inline script for the CSP to refuse."""
+
+    def static(path: str) -> str:
+        return escape(request.url_for("static", path=path).path)
+
+    openapi = escape(request.scope.get("root_path", "") + (request.app.openapi_url or ""))
+    return HTMLResponse(f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>ebank API</title>
+  <link rel="icon" href="data:,">
+  <link rel="stylesheet" href="{static("vendor/swagger-ui/swagger-ui.css")}">
+</head>
+<body>
+  <div id="swagger-ui" data-openapi-url="{openapi}"></div>
+  <script src="{static("vendor/swagger-ui/swagger-ui-bundle.js")}"></script>
+  <script src="{static("api-docs.js")}"></script>
+</body>
+</html>
+""")

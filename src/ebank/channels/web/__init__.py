@@ -1,0 +1,1 @@
+"""The HTML channel: server-rendered pages, static assets vendored in the repository."""
