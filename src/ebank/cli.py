@@ -10,16 +10,23 @@ from ebank.core.settings import Settings, get_settings
 
 def _prepare_database(settings: Settings) -> None:
     """Migrate to the latest schema and make sure the bank's own accounts exist."""
+    from ebank.core import audit
     from ebank.core.db import make_engine
-    from ebank.core.writer import Command, Writer
+    from ebank.core.writer import Command, Tx, Writer
     from ebank.ledger.chart import ensure_chart
     from ebank.migrations import upgrade
 
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     writer = Writer(engine)
+
+    def chart_of_accounts(tx: Tx) -> None:
+        chart = ensure_chart(tx)
+        audit.record(tx, actor="system", action="db.upgrade", channel="cli",
+                     detail={"internal_accounts": sorted(chart)})  # fmt: skip
+
     try:
-        writer.execute(Command(ensure_chart, sql=False))
+        writer.execute(Command(chart_of_accounts, sql=False))
     finally:
         writer.close()
         engine.dispose()
@@ -71,10 +78,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for acc in demo.accounts(engine):
         print(f"  {acc.code:<18} {acc.name:<40} {format_minor(acc.balance):>16}")
     engine.dispose()
-    host, port = args.host or settings.host, args.port or settings.port
-    print(f"\nserving on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)\n")
     if args.no_serve:
         return 0
+    host, port = args.host or settings.host, args.port or settings.port
+    print(f"\nserving on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)\n")
     args.demo = True
     return cmd_serve(args)
 

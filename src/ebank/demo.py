@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from ebank.core import audit
 from ebank.core.writer import Command, Writer
 from ebank.ledger import queries
 from ebank.ledger import service as ledger
@@ -47,6 +48,13 @@ def seed(writer: Writer) -> None:
         }
 
     chart, ids = writer.execute(Command(open_customers, sql=False))
+    writer.execute(
+        Command(
+            lambda tx: audit.record(tx, actor="system", action="demo.seed", channel="cli",
+                                    detail={"customers": len(CUSTOMERS)}),
+            sql=False,
+        )
+    )  # fmt: skip
     cash = chart["GL-CASH-CNY"]
     for c in CUSTOMERS:
         _post(writer, f"deposit-{c.account}", cash, ids[c.account], c.deposit, "现金存入 / cash")

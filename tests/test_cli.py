@@ -1,0 +1,94 @@
+"""The `ebank` command as an operator uses it."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from ebank.core.db import make_engine
+from ebank.core.pgcluster import find_pg_bin
+from ebank.core.tables import audit_log
+from ebank.ledger import queries
+from ebank.ledger.chart import CHART
+from tests.conftest import missing
+
+RESULT = re.compile(
+    r"^RESULT ledger db=(sqlite|postgres) transfers=(\d+) transfers_per_s=(\d+) "
+    r"p50_ms=([\d.]+) p99_ms=([\d.]+)$"
+)
+
+
+def ebank(*args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "EBANK_DATABASE_URL": url or ""}
+    return subprocess.run(
+        [sys.executable, "-m", "ebank.cli", *args],
+        capture_output=True, text=True, timeout=300, env={k: v for k, v in env.items() if v},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'var' / 'ebank.db'}"
+
+
+def test_db_upgrade_creates_the_schema_and_the_chart_of_accounts_and_can_repeat(sqlite_url):
+    for _ in range(2):
+        done = ebank("db", "upgrade", url=sqlite_url)
+        assert done.returncode == 0, done.stderr
+    engine = make_engine(sqlite_url)
+    with engine.connect() as conn:
+        internal = queries.list_accounts(conn, kind="internal")
+    engine.dispose()
+    assert sorted(a.code for a in internal) == sorted(item.code for item in CHART)
+
+
+def test_demo_seeds_once_however_often_it_runs_and_prints_the_customers(sqlite_url):
+    first = ebank("demo", "--no-serve", url=sqlite_url)
+    second = ebank("demo", "--no-serve", url=sqlite_url)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert "张三 Zhang San" in first.stdout and "49927.00" in first.stdout
+    assert first.stdout == second.stdout  # the second run moved no money
+    engine = make_engine(sqlite_url)
+    with engine.connect() as conn:
+        assert queries.check_invariants(conn) == []
+    engine.dispose()
+
+
+def test_audit_verify_passes_an_intact_log_and_fails_an_altered_one(sqlite_url):
+    assert ebank("demo", "--no-serve", url=sqlite_url).returncode == 0
+    intact = ebank("audit", "verify", url=sqlite_url)
+    assert intact.returncode == 0 and "intact" in intact.stdout
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(update(audit_log).where(audit_log.c.id == 1).values(actor="someone else"))
+    engine.dispose()
+    broken = ebank("audit", "verify", url=sqlite_url)
+    assert broken.returncode == 1
+    assert "BROKEN at record 1" in broken.stdout
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_the_ledger_benchmark_verifies_the_ledger_and_ends_with_one_result_line(db):
+    if db == "postgres" and find_pg_bin() is None:
+        missing("postgres", "no PostgreSQL binaries (initdb) were found")
+    done = ebank(
+        "bench", "ledger", "--db", db, "--transfers", "600", "--accounts", "40",
+        "--submitters", "16",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.strip().splitlines()
+    match = RESULT.match(lines[-1])
+    assert match, lines[-1]
+    assert match.group(1) == db and match.group(2) == "600"
+    assert int(match.group(3)) > 0
+    assert "invariants hold" in done.stdout
+    assert sum(line.startswith("RESULT") for line in lines) == 1
+
+
+def test_an_unknown_command_is_refused_with_usage():
+    done = ebank("launch-rockets")
+    assert done.returncode == 2
+    assert "usage: ebank" in done.stderr
