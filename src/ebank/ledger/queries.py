@@ -135,9 +135,12 @@ def _encode_cursor(posting_id: int) -> str:
 def _decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("p"):
+        if not raw.startswith("p") or not raw[1:].isdigit() or len(raw) > 20:
             raise ValueError(raw)
-        return int(raw[1:])
+        posting_id = int(raw[1:])
+        if not 0 < posting_id < 2**63:
+            raise ValueError(raw)
+        return posting_id
     except (ValueError, UnicodeDecodeError):
         raise EbankError("INVALID_INPUT", reason="the cursor is not one this API gave") from None
 

@@ -201,10 +201,10 @@ class LedgerBatch(Participant):
                 self.codes[acc.code] = acc.id
 
     def account(self, account_id: int) -> _Account:
+        if type(account_id) is not int:  # before the look-up: 2.0 would find account 2
+            raise EbankError("INVALID_INPUT", reason="an account id is an integer")
         acc = self.accounts.get(account_id)
         if acc is None:
-            if type(account_id) is not int:
-                raise EbankError("INVALID_INPUT", reason="an account id is an integer")
             self._load_accounts([account_id])
             acc = self.accounts.get(account_id)
             if acc is None:
@@ -222,6 +222,8 @@ class LedgerBatch(Participant):
         return found
 
     def hold(self, hold_id: int) -> _Hold:
+        if type(hold_id) is not int:
+            raise EbankError("INVALID_INPUT", reason="a hold id is an integer")
         found = self.holds.get(hold_id)
         if found is None:
             conn = self.tx.raw
