@@ -318,6 +318,13 @@ class Writer:
             conn = self.engine.connect()
             if is_sqlite(conn):
                 conn = conn.execution_options(**{BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            else:
+                # Every statement the writer runs is a look-up by key or index. On a young
+                # database without statistics PostgreSQL plans them as sequential scans of
+                # tables that grow by thousands of rows a second; where no index exists it
+                # still scans, this only stops it preferring to.
+                conn.exec_driver_sql("SET enable_seqscan = off")
+                conn.commit()
             self._conn = conn
         return self._conn
 

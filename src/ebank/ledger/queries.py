@@ -78,7 +78,7 @@ def get_entry(
             raise EbankError("ENTRY_NOT_FOUND")
         _, day, entry_id = parsed
     row = conn.execute(select(entries).where(entries.c.id == entry_id)).mappings().first()
-    if row is None or (day is not None and business_date(row["created_at"]) != day):
+    if row is None or (day is not None and business_date(as_utc(row["created_at"])) != day):
         raise EbankError("ENTRY_NOT_FOUND")
     reversed_by = conn.execute(
         select(entries.c.id).where(entries.c.reverses_id == row["id"])

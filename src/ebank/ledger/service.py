@@ -11,6 +11,7 @@ balance is the sum of its postings; holds never exceed what is available; no bou
 balance less its holds goes below minus its credit line.
 """
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -36,6 +37,17 @@ _HOLD_COLUMNS = (
     holds.c.id, holds.c.account_id, holds.c.amount, holds.c.remaining, holds.c.status,
     holds.c.expires_at, holds.c.created_at,
 )  # fmt: skip
+
+
+# Accounts with their balances, for one array parameter of ids: one statement per batch with
+# no per-id bound parameters to expand.
+_LOAD_ACCOUNTS = (
+    f"SELECT {', '.join('a.' + c.name for c in _ACCOUNT_COLUMNS)}, "
+    "COALESCE((SELECT p.balance_after FROM ledger_postings p WHERE p.account_id = a.id "
+    "ORDER BY p.id DESC LIMIT 1), 0) FROM ledger_accounts a WHERE a.id "
+)
+_LOAD_ACCOUNTS_SQLITE = _LOAD_ACCOUNTS + "IN (SELECT value FROM json_each(?))"
+_LOAD_ACCOUNTS_PG = _LOAD_ACCOUNTS + "= ANY(%s::bigint[])"
 
 
 def latest_balance(account_id: Any) -> Any:
@@ -192,10 +204,11 @@ class LedgerBatch(Participant):
                 # a later statement, whose snapshot sees what the previous holder committed.
                 # Advisory locks live in memory: row locks would write every account's tuple.
                 conn.exec_driver_sql(_LOCK_ACCOUNTS, (chunk,)).all()
-            query = select(*_ACCOUNT_COLUMNS, latest_balance(accounts.c.id)).where(
-                accounts.c.id.in_(chunk)
-            )
-            for row in conn.execute(query).all():
+            if self.tx.sqlite:
+                rows = conn.exec_driver_sql(_LOAD_ACCOUNTS_SQLITE, (json.dumps(chunk),))
+            else:
+                rows = conn.exec_driver_sql(_LOAD_ACCOUNTS_PG, (chunk,))
+            for row in rows.all():
                 acc = _Account(row)
                 self.accounts[acc.id] = acc
                 self.codes[acc.code] = acc.id
@@ -283,6 +296,13 @@ _UPDATE_ACCOUNT = BulkWrite(accounts, ("status", "credit_line", "held"), key="id
 _UPDATE_HOLD = BulkWrite(holds, ("remaining", "status"), key="id")
 
 
+def _check_text(value: object, what: str, limit: int) -> str:
+    """Text that must fit its column: refused, never cut short or left to the database."""
+    if not isinstance(value, str) or len(value) > limit:
+        raise EbankError("INVALID_INPUT", reason=f"{what} is text of at most {limit} characters")
+    return value
+
+
 def _check_amount(amount: object) -> int:
     if type(amount) is not int:
         raise EbankError("INVALID_AMOUNT", reason="amounts are integers of minor units")
@@ -330,8 +350,9 @@ def open_account(
     digits(currency)
     if kind not in ("customer", "internal") or normal_side not in ("C", "D"):
         raise EbankError("INVALID_INPUT", reason="kind is customer|internal, side C|D")
-    if not code or len(code) > 40 or not code.isprintable():
+    if not isinstance(code, str) or not code or len(code) > 40 or not code.isprintable():
         raise EbankError("INVALID_INPUT", reason="an account code is 1-40 printable characters")
+    _check_text(name, "an account name", 200)
     if type(credit_line) is not int or credit_line < 0 or credit_line > MAX_MINOR:
         raise EbankError("INVALID_INPUT", reason="a credit line is a non-negative integer")
     batch = tx.part(LedgerBatch)
@@ -370,8 +391,8 @@ def post(
     batch = tx.part(LedgerBatch)
     if len(legs) < 2:
         raise EbankError("UNBALANCED_ENTRY", reason="an entry has at least two legs")
-    if len(memo) > 200:
-        raise EbankError("INVALID_INPUT", reason="a memo is at most 200 characters")
+    _check_text(memo, "a memo", 200)
+    _check_text(kind, "an entry kind", 24)
     net_by_currency: dict[str, int] = {}
     deltas: dict[int, int] = {}
     for leg in legs:
@@ -428,8 +449,11 @@ def place_hold(
     """Set money aside (two-phase): it stays on the account but is no longer available."""
     batch = tx.part(LedgerBatch)
     _check_amount(amount)
+    _check_text(memo, "a memo", 200)
     acc = batch.account(account_id)
     _check_status(acc, outflow=True, counter=False)
+    if not isinstance(expires_at, datetime) or expires_at.tzinfo is None:
+        raise EbankError("INVALID_INPUT", reason="a hold expires at a timezone-aware instant")
     if as_utc(expires_at) <= tx.now:
         raise EbankError("INVALID_INPUT", reason="a hold must expire in the future")
     _check_floor(acc, acc.balance, acc.held + amount)
@@ -531,6 +555,9 @@ def expire_holds(tx: Tx, *, limit: int = 1000) -> int:
 
 def reverse(tx: Tx, *, entry_id: int, memo: str = "") -> EntryResult:
     """Undo an entry with a new entry of the opposite legs, linked to it (冲正)."""
+    if type(entry_id) is not int:
+        raise EbankError("INVALID_INPUT", reason="an entry id is an integer")
+    _check_text(memo, "a memo", 200)
     batch = tx.part(LedgerBatch)
     if entry_id in batch.posted:
         kind, reverses_id, legs = batch.posted[entry_id]
@@ -573,9 +600,11 @@ def set_status(tx: Tx, *, account_id: int, status: str) -> AccountView:
     batch = tx.part(LedgerBatch)
     acc = batch.account(account_id)
     try:
-        new = Status(status)
+        new = Status(status) if isinstance(status, str) else None
+        if new is None:
+            raise ValueError(status)
     except ValueError:
-        raise EbankError("INVALID_INPUT", reason=f"unknown status {status[:20]!r}") from None
+        raise EbankError("INVALID_INPUT", reason=f"unknown status {str(status)[:20]!r}") from None
     if new not in _TRANSITIONS[Status(acc.status)]:
         raise EbankError("INVALID_STATUS_CHANGE", from_status=acc.status, to_status=new.value)
     if new == Status.CLOSED and (acc.balance != 0 or acc.held != 0):
