@@ -71,6 +71,12 @@ def is_sqlite(conn_or_engine: Connection | Engine) -> bool:
     return conn_or_engine.dialect.name == "sqlite"
 
 
+def is_conflict(exc: BaseException) -> bool:
+    """A unique key another writer committed first: looking again will see its row."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return sqlstate == "23505" or "UNIQUE constraint failed" in str(getattr(exc, "orig", exc))
+
+
 def is_transient(exc: BaseException) -> bool:
     """A failure that the same work may not meet on a second try: lock waits, deadlocks."""
     text = str(getattr(exc, "orig", exc)).lower()

@@ -40,7 +40,14 @@ from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.exc import DBAPIError
 
 from ebank.core.clock import Clock, SystemClock, business_date
-from ebank.core.db import BEGIN_OPTION, BulkWrite, is_sqlite, is_transient, sqlite_time
+from ebank.core.db import (
+    BEGIN_OPTION,
+    BulkWrite,
+    is_conflict,
+    is_sqlite,
+    is_transient,
+    sqlite_time,
+)
 from ebank.core.errors import EbankError
 from ebank.core.tables import idempotency_keys
 
@@ -342,15 +349,21 @@ class Writer:
                 self._commit([job])
 
     def _attempt_with_retries(self, batch: list[_Job]) -> None:
+        looked_again = False
         for attempt in range(self.retries + 1):
             try:
                 self._attempt(batch)
                 return
             except DBAPIError as exc:
                 self._reset_connection()
-                if not is_transient(exc) or attempt == self.retries:
+                if is_transient(exc) and attempt < self.retries:
+                    time.sleep(min(0.002 * 2**attempt, 0.25))
+                elif is_conflict(exc) and not looked_again:
+                    # Another writer committed the same key (an idempotency key, a reversal)
+                    # between our read and our write; run again, and the work sees its row.
+                    looked_again = True
+                else:
                     raise
-                time.sleep(min(0.002 * 2**attempt, 0.25))
             except Exception:
                 self._reset_connection()
                 raise

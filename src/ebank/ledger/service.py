@@ -578,6 +578,9 @@ def reverse(tx: Tx, *, entry_id: int, memo: str = "") -> EntryResult:
         ]
     if reverses_id is not None:
         raise EbankError("CANNOT_REVERSE_REVERSAL")
+    # Lock the accounts before asking whether it was reversed: the answer then includes any
+    # reversal another writer committed while we waited for them.
+    batch._load_accounts(leg.account_id for leg in legs)
     already = tx.raw.execute(select(entries.c.id).where(entries.c.reverses_id == entry_id)).first()
     if already is not None or entry_id in batch.reversed_here:
         raise EbankError("ALREADY_REVERSED")
