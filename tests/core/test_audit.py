@@ -15,7 +15,7 @@ from ebank.core.clock import FixedClock, as_utc
 from ebank.core.errors import EbankError
 from ebank.core.tables import audit_head, audit_log, idempotency_keys
 from ebank.core.writer import Command, Tx, Writer
-from tests.core.test_writer import WAIT, OneBatch, outcome
+from tests.support import WAIT, OneBatch, outcome
 
 
 def record_command(i: int, *, sql: bool = True, **fields: Any) -> Command[None]:

@@ -95,6 +95,6 @@ def test_error_is_an_exception_with_status_from_the_catalogue() -> None:
     err = EbankError("INSUFFICIENT_FUNDS")
     assert isinstance(err, Exception)
     assert err.status == CATALOGUE["INSUFFICIENT_FUNDS"].status == 422
-    assert EbankError("UNAVAILABLE").status == 503
+    assert EbankError("METHOD_NOT_ALLOWED").status == 405
     assert EbankError("ACCOUNT_NOT_FOUND").status == 404
     assert EbankError("IDEMPOTENCY_CONFLICT", key="k").status == 409

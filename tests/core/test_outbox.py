@@ -12,7 +12,7 @@ from ebank.core.errors import EbankError
 from ebank.core.outbox import emit
 from ebank.core.tables import outbox_events
 from ebank.core.writer import Command, Tx, Writer
-from tests.core.test_writer import OneBatch, outcome
+from tests.support import OneBatch, outcome
 
 
 def events(engine: Engine) -> list[dict[str, Any]]:

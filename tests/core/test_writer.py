@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 import pytest
@@ -26,8 +25,7 @@ from ebank.core.clock import FixedClock
 from ebank.core.errors import EbankError
 from ebank.core.tables import idempotency_keys
 from ebank.core.writer import Command, Idempotency, Participant, Tx, Writer, fingerprint
-
-WAIT = 60  # seconds; a generous ceiling so that a hung writer fails the test instead of the run
+from tests.support import WAIT, OneBatch, outcome
 
 INSERT = text("INSERT INTO scratch (id, v) VALUES (:id, :v)")
 
@@ -70,49 +68,6 @@ def raising(exc: BaseException, *, after_sql_row: int | None = None) -> Command[
         raise exc
 
     return Command(fn)
-
-
-def outcome(future: "concurrent.futures.Future[Any]") -> Any:
-    """The future's result, or its exception as a value."""
-    try:
-        return future.result(WAIT)
-    except Exception as exc:
-        return exc
-
-
-class OneBatch:
-    """Hold the writer in a gate command so that what is submitted meanwhile is one batch."""
-
-    def __init__(self, writer: Writer) -> None:
-        self.writer = writer
-        self._started = threading.Event()
-        self._release = threading.Event()
-        self._base = -1
-
-    def _gate(self, tx: Tx) -> str:
-        self._base = self.writer.batches  # before the gate's own batch is counted
-        self._started.set()
-        if not self._release.wait(WAIT):
-            raise RuntimeError("gate never released")
-        return "gate"
-
-    def __enter__(self) -> "OneBatch":
-        self._gate_future = self.writer.submit(Command(self._gate, sql=False))
-        assert self._started.wait(WAIT), "the writer never ran the gate"
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._release.set()
-        assert self._gate_future.result(WAIT) == "gate"
-
-    def batches_after_gate(self) -> int:
-        """Batches committed after the gate's; call once every future has been answered."""
-        return self.writer.batches - self._base - 1
 
 
 # -- results and visibility ----------------------------------------------------------------
@@ -260,7 +215,7 @@ def test_failing_commands_from_many_threads_fail_alone(
         for j in range(20):
             row_id = t * 100 + j
             if j % 4 == 3:
-                cmd = raising(EbankError("UNAVAILABLE"), after_sql_row=row_id)
+                cmd = raising(EbankError("INSUFFICIENT_FUNDS"), after_sql_row=row_id)
             else:
                 cmd = insert_row(row_id)
             futures.append(writer.submit(cmd))
@@ -273,7 +228,7 @@ def test_failing_commands_from_many_threads_fail_alone(
     for t, got in enumerate(results):
         for j, value in enumerate(got):
             if j % 4 == 3:
-                assert isinstance(value, EbankError) and value.code == "UNAVAILABLE"
+                assert isinstance(value, EbankError) and value.code == "INSUFFICIENT_FUNDS"
             else:
                 assert value == t * 100 + j
                 expected_rows.append(t * 100 + j)

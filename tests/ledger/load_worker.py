@@ -153,6 +153,29 @@ def spawn(
     )
 
 
+def post_random_transfers(
+    writer: Writer, ids: Sequence[int], *, count: int, seed: int, scope: str, max_amount: int
+) -> int:
+    """Post `count` random transfers among `ids`, one at a time; how many went through.
+
+    The only refusal accepted is a payer without the money.
+    """
+    rng = random.Random(seed)
+    posted = 0
+    for i in range(count):
+        payer, payee = rng.sample(list(ids), 2)
+        command = L.transfer_command(
+            debit=payer, credit=payee, amount=rng.randint(1, max_amount), scope=scope,
+            key=f"{scope}-{i}",
+        )  # fmt: skip
+        try:
+            writer.execute(command)
+            posted += 1
+        except EbankError as exc:
+            assert exc.code == "INSUFFICIENT_FUNDS", exc
+    return posted
+
+
 # -- the worker ---------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -19,6 +19,7 @@ from tests.ledger.load_worker import (
     balance_sum,
     entry_count,
     open_load_accounts,
+    post_random_transfers,
     spawn,
 )
 
@@ -316,19 +317,7 @@ def test_several_processes_sharing_one_database_conserve_money(db_url, writer, e
     assert_sound(engine, book)
 
     # This process's writer (whose cache predates the children's work) carries on correctly.
-    rng = random.Random(9)
-    for i in range(30):
-        payer, payee = rng.sample(book.customers, 2)
-        try:
-            writer.execute(
-                L.transfer_command(
-                    debit=payer,
-                    credit=payee,
-                    amount=rng.randint(1, 200_00),
-                    scope="parent",
-                    key=f"after-{i}",
-                )
-            )
-        except EbankError as exc:
-            assert exc.code == "INSUFFICIENT_FUNDS"
+    post_random_transfers(
+        writer, book.customers, count=30, seed=9, scope="parent", max_amount=200_00
+    )
     assert_sound(engine, book)

@@ -8,7 +8,6 @@ a new writer must carry on.
 
 import os
 import queue
-import random
 import signal
 import threading
 from pathlib import Path
@@ -18,7 +17,6 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from ebank.core.db import make_engine
-from ebank.core.errors import EbankError
 from ebank.core.writer import Writer
 from ebank.ledger import queries as Q
 from ebank.ledger import service as L
@@ -29,6 +27,7 @@ from tests.ledger.load_worker import (
     assert_sound,
     entry_count,
     open_load_accounts,
+    post_random_transfers,
     spawn,
 )
 
@@ -122,23 +121,9 @@ def test_acknowledged_transfers_survive_kill_9_and_the_ledger_carries_on(db_url,
         with engine.connect() as conn:
             assert entry_count(conn) - before == committed
         # And new work goes through.
-        rng = random.Random(1)
-        posted = 0
-        for i in range(50):
-            payer, payee = rng.sample(book.customers, 2)
-            try:
-                writer.execute(
-                    L.transfer_command(
-                        debit=payer,
-                        credit=payee,
-                        amount=rng.randint(1, 50_00),
-                        scope="after-crash",
-                        key=str(i),
-                    )
-                )
-                posted += 1
-            except EbankError as exc:
-                assert exc.code == "INSUFFICIENT_FUNDS"
+        posted = post_random_transfers(
+            writer, book.customers, count=50, seed=1, scope="after-crash", max_amount=50_00
+        )
         assert posted > 25
         writer.close()
         with engine.connect() as conn:

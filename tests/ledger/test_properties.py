@@ -9,7 +9,6 @@ wrong.
 """
 
 import copy
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +36,7 @@ from ebank.ledger import queries as Q
 from ebank.ledger import service as L
 from ebank.ledger.models import EntryResult, HoldResult, Leg
 from ebank.ledger.tables import entries
+from tests.support import in_one_batch
 
 START = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 SCOPE = "prop"
@@ -465,25 +465,6 @@ def reset(engine: Engine) -> None:
     with engine.begin() as conn:
         for table in reversed(metadata.sorted_tables):
             conn.execute(table.delete())
-
-
-def in_one_batch(writer: Writer, commands: Sequence[Command[Any]]) -> list[Any]:
-    """Run commands in ONE writer batch, in order; each outcome is a result or an EbankError."""
-    started, go = threading.Event(), threading.Event()
-
-    def hold_the_writer(tx: Any) -> None:
-        started.set()
-        go.wait(30)
-
-    gate = writer.submit(L.command(hold_the_writer))
-    assert started.wait(30)
-    batches = writer.batches
-    futures = [writer.submit(c) for c in commands]
-    go.set()
-    gate.result(30)
-    outcomes = [f.exception(30) or f.result() for f in futures]
-    assert writer.batches == batches + 2, "the commands did not share one batch"
-    return outcomes
 
 
 def outcome_of(writer: Writer, command: Command[Any]) -> Any:

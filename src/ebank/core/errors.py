@@ -22,9 +22,6 @@ CATALOGUE: dict[str, ErrorKind] = {
     "UNKNOWN_CURRENCY": ErrorKind(
         400, "不支持的币种 {currency}", "Unsupported currency {currency}"
     ),
-    "CURRENCY_MISMATCH": ErrorKind(
-        400, "币种不一致：{reason}", "Currencies do not match: {reason}"
-    ),
     "UNBALANCED_ENTRY": ErrorKind(
         400, "借贷不平衡：{reason}", "Debits and credits do not balance: {reason}"
     ),
@@ -83,7 +80,6 @@ CATALOGUE: dict[str, ErrorKind] = {
     "METHOD_NOT_ALLOWED": ErrorKind(
         405, "该地址不支持此操作", "This address does not allow that method"
     ),
-    "UNAVAILABLE": ErrorKind(503, "系统繁忙，请稍后重试", "The system is busy, please retry"),
 }
 
 
