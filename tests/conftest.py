@@ -5,9 +5,11 @@ SQLite and on a throwaway PostgreSQL cluster started for the session. Where Post
 missing those runs are skipped, unless EBANK_TEST_REQUIRE names `postgres`: then they fail.
 """
 
+import atexit
 import itertools
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +22,11 @@ from ebank.core.db import make_engine
 from ebank.core.pgcluster import PgCluster, find_pg_bin
 from ebank.core.writer import Writer
 from ebank.migrations import upgrade
+
+# The jobs queue is made when ebank.jobs is imported: keep the suite's out of the work tree.
+_JOBS_DIR = tempfile.mkdtemp(prefix="ebank-test-jobs-")
+atexit.register(shutil.rmtree, _JOBS_DIR, True)
+os.environ.setdefault("EBANK_JOBS_PATH", os.path.join(_JOBS_DIR, "jobs.db"))
 
 REQUIRED = {s.strip() for s in os.environ.get("EBANK_TEST_REQUIRE", "").split(",") if s.strip()}
 TEMPLATE_DB = "ebank_template"

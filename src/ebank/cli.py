@@ -86,6 +86,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_serve(args)
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run the background jobs: expired holds every minute, old idempotency keys hourly."""
+    from ebank.core.logging import configure_logging
+    from ebank.jobs import huey
+
+    configure_logging(get_settings().log_level)
+    huey.create_consumer(workers=args.workers, periodic=True).run()
+    return 0
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from ebank.core.audit import verify
     from ebank.core.db import make_engine
@@ -137,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)
         if name == "demo":
             p.add_argument("--no-serve", action="store_true", help="seed and print, then exit")
+
+    worker = add("worker", cmd_worker, "run the background jobs (huey consumer)")
+    worker.add_argument("--workers", type=int, default=2)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command",
                                                                       required=True)  # fmt: skip

@@ -7,6 +7,7 @@ what a process needs to start.
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +23,10 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = "info"
     demo: bool = False
+    # Background jobs queue (huey); SQLite file by default.
+    jobs_path: Path = Path("var/jobs.db")
+    # How long a stored idempotent answer is kept; the API promises at least 24 hours.
+    idempotency_retention_hours: int = Field(default=168, ge=24)
 
     def sqlite_path(self) -> Path | None:
         prefix = "sqlite:///"

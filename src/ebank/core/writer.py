@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, delete, select, text
 from sqlalchemy.exc import DBAPIError
 
 from ebank.core.clock import Clock, SystemClock, business_date
@@ -511,3 +511,11 @@ def _to_json(result: Any) -> str:
     """Idempotent results hold JSON-native values only (str, int, float, bool, None, lists,
     dicts, flat dataclasses of those), so that a replay equals the first answer exactly."""
     return json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+
+
+def purge_idempotency_keys(tx: Tx, *, older_than: datetime) -> int:
+    """Forget stored answers older than the retention; a later repeat runs as new."""
+    done = tx.conn.execute(
+        delete(idempotency_keys).where(idempotency_keys.c.created_at < older_than)
+    )
+    return int(done.rowcount or 0)
