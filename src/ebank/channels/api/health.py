@@ -24,7 +24,7 @@ from ebank.core.writer import Writer
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["service"])
 
 # Request latency buckets in seconds, dense around the API's 50 ms p99 target.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -68,17 +68,19 @@ class Metrics:
         self.latency.labels(method, route).observe(seconds)
 
 
-@router.get("/healthz")
+@router.get("/healthz", summary="The process is alive")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _writer_alive(writer: Writer) -> bool:
-    # Writer has no public liveness flag; its thread ends on close() or if its loop dies.
-    return writer.alive
-
-
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    summary="The database answers and the writer runs",
+    responses={
+        200: {"content": {"application/json": {"example": {"status": "ok"}}}},
+        503: {"description": "not ready, with the reason"},
+    },
+)
 def readyz(request: Request) -> JSONResponse:
     try:
         with request.app.state.engine.connect() as conn:
@@ -86,7 +88,7 @@ def readyz(request: Request) -> JSONResponse:
     except Exception as exc:
         log.warning("not ready: database check failed: %s", exc)
         return _unready(f"database unreachable ({type(exc).__name__})")
-    if not _writer_alive(request.app.state.writer):
+    if not request.app.state.writer.alive:
         return _unready("the writer is not running")
     return JSONResponse({"status": "ok"})
 
@@ -95,7 +97,12 @@ def _unready(reason: str) -> JSONResponse:
     return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
 def metrics(request: Request) -> Response:
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
