@@ -62,6 +62,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from ebank import demo
+    from ebank.core.clock import SystemClock, business_date
+    from ebank.core.crypto import vault_for
     from ebank.core.db import make_engine
     from ebank.core.writer import Writer
 
@@ -70,10 +72,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     engine = make_engine(settings.database_url)
     writer = Writer(engine)
     try:
-        demo.seed(writer)
+        demo.seed(writer, vault_for(settings))
     finally:
         writer.close()
     print(f"\nebank demo bank on {_safe_url(settings.database_url)}\n")
+    print(f"  {'customer':<9} {'name':<40} {'identity number':<20} {'mobile':<12}")
+    today = business_date(SystemClock().now())
+    for c in demo.registered(engine, vault_for(settings), today):
+        print(f"  {c.id:<9} {c.name:<40} {c.id_number_masked:<20} {c.mobile_masked:<12}")
+    print()
     print(f"  {'account':<18} {'name':<40} {'balance (CNY)':>16}")
     for acc in demo.accounts(engine):
         print(f"  {acc.code:<18} {acc.name:<40} {format_minor(acc.balance):>16}")

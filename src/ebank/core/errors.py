@@ -76,6 +76,10 @@ CATALOGUE: dict[str, ErrorKind] = {
         "该请求编号已用于另一笔不同的请求",
         "This idempotency key was already used for a different request",
     ),
+    "CUSTOMER_EXISTS": ErrorKind(
+        409, "该证件号码已开立客户信息", "A customer with this identity number already exists"
+    ),
+    "CUSTOMER_NOT_FOUND": ErrorKind(404, "客户不存在", "Customer not found"),
     "NOT_FOUND": ErrorKind(404, "请求的地址不存在", "No such address"),
     "METHOD_NOT_ALLOWED": ErrorKind(
         405, "该地址不支持此操作", "This address does not allow that method"

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = "info"
     demo: bool = False
+    # The bank's data key (base64, 32 bytes) that seals personal data. Production sets it from
+    # its key store; without it a development key is made once at `data_key_path`.
+    data_key: str | None = None
+    data_key_path: Path = Path("var/data.key")
     # Background jobs queue (huey); SQLite file by default.
     jobs_path: Path = Path("var/jobs.db")
     # How long a stored idempotent answer is kept; the API promises at least 24 hours.

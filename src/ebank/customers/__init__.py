@@ -1,0 +1,1 @@
+"""Customers: individuals and enterprises, their identity documents and contact numbers."""
