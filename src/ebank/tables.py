@@ -1,5 +1,7 @@
 """Every table of every domain, imported so that the shared MetaData knows them all."""
 
+import ebank.accounts.tables
 import ebank.core.tables
 import ebank.customers.tables
-import ebank.ledger.tables  # noqa: F401
+import ebank.ledger.tables
+import ebank.ops.tables  # noqa: F401

@@ -34,6 +34,12 @@ CATALOGUE: dict[str, ErrorKind] = {
         "可用余额不足，请存入资金或减少金额后重试",
         "Insufficient available balance: add funds or lower the amount and try again",
     ),
+    "BALANCE_CEILING": ErrorKind(
+        422,
+        "入账后将超过该账户的余额上限（如Ⅲ类户不超过2000元），请减少金额或升级账户",
+        "This would take the account above its balance limit (e.g. ¥2,000 for a Type III "
+        "account): lower the amount or upgrade the account",
+    ),
     "ACCOUNT_FROZEN": ErrorKind(
         422,
         "账户已冻结，只收不付；请联系开户行",
@@ -80,6 +86,18 @@ CATALOGUE: dict[str, ErrorKind] = {
         409, "该证件号码已开立客户信息", "A customer with this identity number already exists"
     ),
     "CUSTOMER_NOT_FOUND": ErrorKind(404, "客户不存在", "Customer not found"),
+    "TYPE_I_EXISTS": ErrorKind(
+        409,
+        "您在本行已有Ⅰ类户，可开立Ⅱ类或Ⅲ类户",
+        "You already hold a Type I account with this bank; a Type II or III account is possible",
+    ),
+    "APPROVAL_NOT_FOUND": ErrorKind(404, "审批请求不存在", "Approval request not found"),
+    "APPROVAL_DECIDED": ErrorKind(
+        409, "该审批请求已处理（{outcome}）", "The request was already decided ({outcome})"
+    ),
+    "SAME_MAKER_AND_CHECKER": ErrorKind(
+        403, "经办与复核不能是同一人", "The checker must be someone other than the maker"
+    ),
     "NOT_FOUND": ErrorKind(404, "请求的地址不存在", "No such address"),
     "METHOD_NOT_ALLOWED": ErrorKind(
         405, "该地址不支持此操作", "This address does not allow that method"

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     # its key store; without it a development key is made once at `data_key_path`.
     data_key: str | None = None
     data_key_path: Path = Path("var/data.key")
+    # Account numbers: this prefix, an 11-digit sequence and a Luhn check digit.
+    account_number_prefix: str = Field(default="6217001", pattern=r"^[0-9]{7}$")
     # Background jobs queue (huey); SQLite file by default.
     jobs_path: Path = Path("var/jobs.db")
     # How long a stored idempotent answer is kept; the API promises at least 24 hours.

@@ -138,9 +138,14 @@ class Tx:
 
     @property
     def conn(self) -> Connection:
-        """The connection for a command's own SQL (inside its savepoint)."""
+        """The connection for a command's own SQL (inside its savepoint).
+
+        What participants hold buffered is written first, so the SQL sees (and may refer to)
+        everything done before it, such as a ledger account opened a line earlier.
+        """
         if not self._sql_allowed:
             raise RuntimeError("this command was declared sql=False and may not run SQL")
+        self.flush()
         return self.raw
 
     def part(self, cls: type[P]) -> P:

@@ -75,6 +75,7 @@ class AccountView:
     overdraft_allowed: bool
     balance: int
     held: int
+    ceiling: int | None = None
 
     @property
     def available(self) -> int:

@@ -31,6 +31,7 @@ _VIEW_COLUMNS = (
     accounts.c.id, accounts.c.code, accounts.c.name, accounts.c.kind, accounts.c.currency,
     accounts.c.normal_side, accounts.c.status, accounts.c.credit_line,
     accounts.c.overdraft_allowed, latest_balance(accounts.c.id), accounts.c.held,
+    accounts.c.ceiling,
 )  # fmt: skip
 
 
@@ -268,12 +269,13 @@ def check_invariants(conn: Connection, *, check_running: bool = True) -> list[st
             accounts.c.held,
             accounts.c.credit_line,
             accounts.c.overdraft_allowed,
+            accounts.c.ceiling,
             func.coalesce(sums.c.net, 0),
             func.coalesce(last_after, 0),
             held_sum,
         ).outerjoin(sums, sums.c.account_id == accounts.c.id)
     )
-    for acc_id, normal, held, credit_line, overdraft, net, balance, pending in rows:
+    for acc_id, normal, held, credit_line, overdraft, ceiling, net, balance, pending in rows:
         from_postings = int(net) if normal == "D" else -int(net)
         if balance != from_postings:
             problems.append(f"account {acc_id}: balance {balance} != postings {from_postings}")
@@ -281,6 +283,8 @@ def check_invariants(conn: Connection, *, check_running: bool = True) -> list[st
             problems.append(f"account {acc_id}: held {held} != pending holds {pending}")
         if not overdraft and balance - held + credit_line < 0:
             problems.append(f"account {acc_id}: below its floor ({balance} - {held})")
+        if ceiling is not None and balance > ceiling:
+            problems.append(f"account {acc_id}: above its ceiling ({balance} > {ceiling})")
     running = (
         conn.execute(
             select(postings.c.account_id)

@@ -31,7 +31,7 @@ T = TypeVar("T")
 _ACCOUNT_COLUMNS = (
     accounts.c.id, accounts.c.code, accounts.c.name, accounts.c.kind, accounts.c.currency,
     accounts.c.normal_side, accounts.c.status, accounts.c.credit_line,
-    accounts.c.overdraft_allowed, accounts.c.held,
+    accounts.c.overdraft_allowed, accounts.c.ceiling, accounts.c.held,
 )  # fmt: skip
 _HOLD_COLUMNS = (
     holds.c.id, holds.c.account_id, holds.c.amount, holds.c.remaining, holds.c.status,
@@ -75,14 +75,16 @@ class _Account:
     """An account's state inside one batch."""
 
     __slots__ = (
-        "balance", "code", "credit_line", "credit_normal", "currency", "held", "id", "kind",
+        "balance", "ceiling", "code", "credit_line", "credit_normal", "currency", "held", "id",
+        "kind",
         "name", "normal_side", "overdraft_allowed", "status",
     )  # fmt: skip
 
     def __init__(self, row: Sequence[Any]) -> None:
         (
             self.id, self.code, self.name, self.kind, self.currency, self.normal_side,
-            self.status, self.credit_line, self.overdraft_allowed, self.held, self.balance,
+            self.status, self.credit_line, self.overdraft_allowed, self.ceiling, self.held,
+            self.balance,
         ) = row  # fmt: skip
         self.credit_normal = self.normal_side == "C"
 
@@ -96,6 +98,7 @@ class _Account:
         return AccountView(
             self.id, self.code, self.name, self.kind, self.currency, self.normal_side,
             self.status, self.credit_line, bool(self.overdraft_allowed), self.balance, self.held,
+            self.ceiling,
         )  # fmt: skip
 
 
@@ -344,6 +347,7 @@ def open_account(
     normal_side: str = "C",
     credit_line: int = 0,
     overdraft_allowed: bool = False,
+    ceiling: int | None = None,
     exist_ok: bool = False,
 ) -> AccountView:
     """Open a ledger account; with `exist_ok`, an account of that code is returned as it is."""
@@ -353,6 +357,8 @@ def open_account(
     if not isinstance(code, str) or not code or len(code) > 40 or not code.isprintable():
         raise EbankError("INVALID_INPUT", reason="an account code is 1-40 printable characters")
     _check_text(name, "an account name", 200)
+    if ceiling is not None and (type(ceiling) is not int or not 0 <= ceiling <= MAX_MINOR):
+        raise EbankError("INVALID_INPUT", reason="a balance ceiling is a non-negative integer")
     if type(credit_line) is not int or credit_line < 0 or credit_line > MAX_MINOR:
         raise EbankError("INVALID_INPUT", reason="a credit line is a non-negative integer")
     batch = tx.part(LedgerBatch)
@@ -365,7 +371,7 @@ def open_account(
         raise EbankError("ACCOUNT_EXISTS", code=code)
     acc = _Account(
         (tx.new_id("ledger_accounts"), code, name, kind, currency, normal_side, Status.ACTIVE.value,
-         credit_line, overdraft_allowed, 0, 0)
+         credit_line, overdraft_allowed, ceiling, 0, 0)
     )  # fmt: skip
     batch._save("a", acc, new=True)
     batch.accounts[acc.id] = acc
@@ -415,6 +421,8 @@ def post(
         _check_status(acc, outflow=delta < 0, counter=counter)
         if delta < 0:
             _check_floor(acc, acc.balance + delta, acc.held - held_release.get(acc_id, 0))
+        elif acc.ceiling is not None and acc.balance + delta > acc.ceiling:
+            raise EbankError("BALANCE_CEILING", account=acc.code)
 
     entry_id = tx.new_id("ledger_entries")
     for acc_id in deltas:

@@ -34,6 +34,8 @@ accounts = Table(
     # (internal accounts such as clearing or suspense that swing either way).
     Column("credit_line", BigInteger, nullable=False),
     Column("overdraft_allowed", Boolean, nullable=False),
+    # The highest balance allowed, or none (a Type III account holds at most ¥2,000).
+    Column("ceiling", BigInteger, nullable=True),
     Column("held", BigInteger, nullable=False),
     Column("created_at", UTC_TIME, nullable=False),
     CheckConstraint("kind IN ('customer', 'internal')", name="kind"),

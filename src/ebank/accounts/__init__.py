@@ -1,0 +1,1 @@
+"""Customer accounts: deposit products a customer holds, each backed by a ledger account."""

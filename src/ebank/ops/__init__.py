@@ -1,0 +1,1 @@
+"""Staff operations: maker-checker approvals (and, later, exceptions and complaints)."""

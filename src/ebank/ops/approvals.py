@@ -1,0 +1,206 @@
+"""Maker-checker: a sensitive staff action is proposed by one person and carried out only when
+a different person approves it.
+
+Domains register the actions they allow (`register`). Approving runs the action in the same
+transaction as the decision, so an approved action has happened, and an action that fails
+(say, closing an account that still holds money) leaves the request pending with nothing done.
+Every proposal and decision is audited.
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from ebank.core import audit
+from ebank.core.clock import as_utc
+from ebank.core.errors import EbankError
+from ebank.core.writer import Command, Tx
+from ebank.ops.tables import approval_decisions, approval_requests
+
+# action name -> (what it does, given the request's params; checks run before proposing)
+Handler = Callable[[Tx, dict[str, Any]], Any]
+_ACTIONS: dict[str, tuple[Handler, Callable[[Tx, dict[str, Any]], str]]] = {}
+
+
+def register(action: str, run: Handler, *, subject: Callable[[Tx, dict[str, Any]], str]) -> None:
+    """Allow `action` under maker-checker. `subject` names what it acts on and checks the
+    params when it is proposed (raising an EbankError for bad ones)."""
+    if action in _ACTIONS:
+        raise ValueError(f"action {action} is already registered")
+    _ACTIONS[action] = (run, subject)
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    id: int
+    action: str
+    subject: str
+    params: dict[str, Any]
+    reason: str
+    maker: str
+    made_at: datetime
+    status: str  # pending | approved | rejected
+    checker: str | None
+    note: str | None
+
+
+def _text(value: object, what: str, limit: int) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise EbankError("INVALID_INPUT", reason=f"{what} is 1-{limit} characters")
+    return value.strip()
+
+
+def propose(
+    action: str, params: dict[str, Any], *, reason: str, maker: str, channel: str = "console"
+) -> Command[int]:
+    """Ask for an action; returns the request id for a checker to decide."""
+
+    def run(tx: Tx) -> int:
+        entry = _ACTIONS.get(action)
+        if entry is None:
+            raise EbankError("INVALID_INPUT", reason=f"no such action: {action[:40]}")
+        subject = entry[1](tx, params)
+        request_id = tx.conn.execute(
+            approval_requests.insert().values(
+                action=action,
+                subject=subject,
+                params=json.dumps(params, sort_keys=True),
+                reason=_text(reason, "a reason", 500),
+                maker=_text(maker, "the maker", 128),
+                made_at=tx.now,
+            )
+        ).inserted_primary_key[0]
+        audit.record(
+            tx,
+            actor=maker,
+            action=f"{action}.propose",
+            subject=subject,
+            channel=channel,
+            detail={"request": request_id, "reason": reason},
+        )
+        return int(request_id)
+
+    return Command(run)
+
+
+def _pending(tx: Tx, request_id: int) -> Any:
+    if type(request_id) is not int:
+        raise EbankError("INVALID_INPUT", reason="a request id is an integer")
+    request = (
+        tx.conn.execute(select(approval_requests).where(approval_requests.c.id == request_id))
+        .mappings()
+        .first()
+    )
+    if request is None:
+        raise EbankError("APPROVAL_NOT_FOUND")
+    decided = tx.conn.execute(
+        select(approval_decisions.c.outcome).where(approval_decisions.c.request_id == request_id)
+    ).scalar()
+    if decided is not None:
+        raise EbankError("APPROVAL_DECIDED", outcome=decided)
+    return request
+
+
+_VERBS = {"approved": "approve", "rejected": "reject"}  # for the audit's action names
+
+
+def _decide(tx: Tx, request: Any, outcome: str, checker: str, note: str, channel: str) -> None:
+    checker = _text(checker, "the checker", 128)
+    if checker == request["maker"]:
+        raise EbankError("SAME_MAKER_AND_CHECKER")
+    tx.conn.execute(
+        approval_decisions.insert().values(
+            request_id=request["id"],
+            outcome=outcome,
+            checker=checker,
+            note=note,
+            decided_at=tx.now,
+        )
+    )
+    audit.record(
+        tx,
+        actor=checker,
+        action=f"{request['action']}.{_VERBS[outcome]}",
+        subject=request["subject"],
+        channel=channel,
+        detail={"request": request["id"], "maker": request["maker"], "note": note},
+    )
+
+
+def approve(
+    request_id: int, *, checker: str, note: str = "", channel: str = "console"
+) -> Command[Any]:
+    """Approve and carry out a pending request; the action's result is returned."""
+
+    def run(tx: Tx) -> Any:
+        request = _pending(tx, request_id)
+        handler = _ACTIONS[request["action"]][0]
+        _decide(tx, request, "approved", checker, note, channel)
+        return handler(tx, json.loads(request["params"]))
+
+    return Command(run)
+
+
+def reject(request_id: int, *, checker: str, note: str, channel: str = "console") -> Command[None]:
+    """Turn a pending request down; nothing is done."""
+
+    def run(tx: Tx) -> None:
+        request = _pending(tx, request_id)
+        _decide(tx, request, "rejected", checker, _text(note, "a note", 500), channel)
+
+    return Command(run)
+
+
+def get(conn: Connection, request_id: int) -> Approval:
+    row = (
+        conn.execute(
+            select(
+                approval_requests,
+                approval_decisions.c.outcome,
+                approval_decisions.c.checker,
+                approval_decisions.c.note,
+            )
+            .outerjoin(
+                approval_decisions, approval_decisions.c.request_id == approval_requests.c.id
+            )
+            .where(approval_requests.c.id == request_id)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise EbankError("APPROVAL_NOT_FOUND")
+    return Approval(
+        row["id"],
+        row["action"],
+        row["subject"],
+        json.loads(row["params"]),
+        row["reason"],
+        row["maker"],
+        as_utc(row["made_at"]),
+        row["outcome"] or "pending",
+        row["checker"],
+        row["note"],
+    )
+
+
+def pending(conn: Connection, *, limit: int = 100) -> list[Approval]:
+    """Requests waiting for a checker, oldest first."""
+    ids = (
+        conn.execute(
+            select(approval_requests.c.id)
+            .outerjoin(
+                approval_decisions, approval_decisions.c.request_id == approval_requests.c.id
+            )
+            .where(approval_decisions.c.id.is_(None))
+            .order_by(approval_requests.c.id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    return [get(conn, i) for i in ids]
