@@ -69,21 +69,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     _prepare_database(settings)
+    vault = vault_for(settings)
     engine = make_engine(settings.database_url)
     writer = Writer(engine)
     try:
-        demo.seed(writer, vault_for(settings))
+        demo.seed(writer, vault)
     finally:
         writer.close()
     print(f"\nebank demo bank on {_safe_url(settings.database_url)}\n")
-    print(f"  {'customer':<9} {'name':<40} {'identity number':<20} {'mobile':<12}")
+    print(f"  {'name':<40} {'identity number':<19} {'mobile':<12} {'account':<20} {'tier':<9}"
+          f" {'balance (CNY)':>14}")  # fmt: skip
     today = business_date(SystemClock().now())
-    for c in demo.registered(engine, vault_for(settings), today):
-        print(f"  {c.id:<9} {c.name:<40} {c.id_number_masked:<20} {c.mobile_masked:<12}")
-    print()
-    print(f"  {'account':<18} {'name':<40} {'balance (CNY)':>16}")
-    for acc in demo.accounts(engine):
-        print(f"  {acc.code:<18} {acc.name:<40} {format_minor(acc.balance):>16}")
+    for customer, held in demo.registered(engine, vault, today):
+        for acc in held:
+            print(f"  {customer.name:<40} {customer.id_number_masked:<19} "
+                  f"{customer.mobile_masked:<12} {acc.number:<20} {acc.tier:<9} "
+                  f"{format_minor(acc.balance, acc.currency):>14}")  # fmt: skip
     engine.dispose()
     if args.no_serve:
         return 0

@@ -1,7 +1,9 @@
-"""The demo bank: the chart of accounts, a few customers with money, a little history.
+"""The demo bank: the chart of accounts, a few customers with accounts and money, a little
+history.
 
-Seeding is idempotent (fixed idempotency keys, accounts opened only when missing), so
-`make demo` can run any number of times on the same database.
+Seeding is idempotent: customers are found by their identity number, accounts are opened only
+when missing, and money moves under fixed idempotency keys. So `make demo` can run any number
+of times on the same database.
 """
 
 from dataclasses import dataclass
@@ -9,26 +11,29 @@ from datetime import date
 
 from sqlalchemy import Engine
 
+from ebank.accounts import service as accounts
+from ebank.accounts.models import CustomerAccount
 from ebank.core import audit
+from ebank.core.clock import SystemClock, business_date
 from ebank.core.crypto import Vault
-from ebank.core.errors import EbankError
 from ebank.core.writer import Command, Writer
 from ebank.customers import identity
 from ebank.customers import service as customers
 from ebank.customers.models import CustomerView, Kind
-from ebank.ledger import queries
 from ebank.ledger import service as ledger
 from ebank.ledger.chart import ensure_chart
-from ebank.ledger.models import AccountView, EntryResult
 
 
 @dataclass(frozen=True, slots=True)
 class DemoCustomer:
-    account: str
     name: str
-    deposit: int  # fen, paid in at the counter
     id_number: str  # resident ID, or the credit code of an enterprise
     mobile: str
+    deposit: int  # fen, paid in at the counter
+
+    @property
+    def kind(self) -> Kind:
+        return Kind.INDIVIDUAL if self.id_number[:17].isdigit() else Kind.ENTERPRISE
 
 
 def _resident_id(first17: str) -> str:
@@ -36,88 +41,75 @@ def _resident_id(first17: str) -> str:
 
 
 CUSTOMERS = (
-    DemoCustomer("6217000100000001", "张三 Zhang San", 5_000_000,
-                 _resident_id("11010519880312001"), "13800138001"),
-    DemoCustomer("6217000100000002", "李四 Li Si", 1_280_050,
-                 _resident_id("31011519920705003"), "13900139002"),
-    DemoCustomer("6217000100000003", "王五 Wang Wu", 30_000,
-                 _resident_id("44030519750101005"), "13700137003"),
-    DemoCustomer("6217000100000004", "青禾科技有限公司 Qinghe Technology Co.", 250_000_000,
-                 "91350100M000100Y43", "13600136004"),
+    DemoCustomer("张三 Zhang San", _resident_id("11010519880312001"), "13800138001", 5_000_000),
+    DemoCustomer("李四 Li Si", _resident_id("31011519920705003"), "13900139002", 1_280_050),
+    DemoCustomer("王五 Wang Wu", _resident_id("44030519750101005"), "13700137003", 30_000),
+    DemoCustomer("青禾科技有限公司 Qinghe Technology Co.", "91350100M000100Y43", "13600136004",
+                 250_000_000),
 )  # fmt: skip
 ENTERPRISE_LEGAL_REP = "赵六 Zhao Liu"
-# (from, to, fen, memo): a little history so that statements are not empty.
+# (payer, payee, fen, memo) by customer position: a little history for the statements.
 TRANSFERS = (
-    ("6217000100000001", "6217000100000002", 12_300, "午餐 AA / lunch"),
-    ("6217000100000004", "6217000100000003", 850_000, "工资 / salary"),
-    ("6217000100000002", "6217000100000001", 5_000, "还款 / repayment"),
+    (0, 1, 12_300, "午餐 AA / lunch"),
+    (3, 2, 850_000, "工资 / salary"),
+    (1, 0, 5_000, "还款 / repayment"),
 )
+ACTOR = "system:demo"
 
 
 def seed(writer: Writer, vault: Vault) -> None:
-    for c in CUSTOMERS:
-        if c.id_number[:17].isdigit():
+    chart = writer.execute(Command(ensure_chart, sql=False))
+    held = [_account_of(writer, vault, c) for c in CUSTOMERS]
+    for c, account in zip(CUSTOMERS, held, strict=True):
+        _move(writer, f"deposit-{c.id_number}", chart["GL-CASH-CNY"], account.ledger_account_id,
+              c.deposit, "现金存入 / cash deposit")  # fmt: skip
+    for n, (payer, payee, amount, memo) in enumerate(TRANSFERS):
+        _move(writer, f"transfer-{n}", held[payer].ledger_account_id,
+              held[payee].ledger_account_id, amount, memo)  # fmt: skip
+    writer.execute(
+        Command(lambda tx: audit.record(tx, actor=ACTOR, action="demo.seed", channel="cli"))
+    )
+
+
+def _account_of(writer: Writer, vault: Vault, c: DemoCustomer) -> CustomerAccount:
+    """The customer's first account, registering the customer and opening it if need be."""
+    with writer.engine.connect() as conn:
+        today = business_date(SystemClock().now())
+        found = customers.find_by_id_number(conn, vault, c.kind, c.id_number, today=today)
+        held = accounts.accounts_of(conn, found.id) if found else []
+    if held:
+        return held[0]
+    if found is None:
+        if c.kind == Kind.INDIVIDUAL:
             command = customers.register_individual(
-                vault, name=c.name, id_number=c.id_number, mobile=c.mobile, actor="system:demo"
+                vault, name=c.name, id_number=c.id_number, mobile=c.mobile, actor=ACTOR
             )
         else:
             command = customers.register_enterprise(
                 vault, name=c.name, credit_code=c.id_number, mobile=c.mobile,
-                legal_representative=ENTERPRISE_LEGAL_REP, actor="system:demo",
+                legal_representative=ENTERPRISE_LEGAL_REP, actor=ACTOR,
             )  # fmt: skip
-        try:
-            writer.execute(command)
-        except EbankError as exc:
-            if exc.code != "CUSTOMER_EXISTS":  # seeded by an earlier run
-                raise
-    _seed_ledger(writer)
+        found = writer.execute(command)
+    tier = "I" if c.kind == Kind.INDIVIDUAL else "corporate"
+    return writer.execute(accounts.open_account(customer_id=found.id, tier=tier, actor=ACTOR))
 
 
-def _seed_ledger(writer: Writer) -> None:
-    def open_customers(tx):  # type: ignore[no-untyped-def]
-        chart = ensure_chart(tx)
-        return chart, {
-            c.account: ledger.open_account(
-                tx, code=c.account, name=c.name, currency="CNY", exist_ok=True
-            ).id
-            for c in CUSTOMERS
-        }
-
-    chart, ids = writer.execute(Command(open_customers, sql=False))
+def _move(writer: Writer, key: str, debit: int, credit: int, amount: int, memo: str) -> None:
     writer.execute(
-        Command(
-            lambda tx: audit.record(tx, actor="system", action="demo.seed", channel="cli",
-                                    detail={"customers": len(CUSTOMERS)}),
-            sql=False,
+        ledger.transfer_command(
+            debit=debit, credit=credit, amount=amount, memo=memo, scope="demo", key=key
         )
-    )  # fmt: skip
-    cash = chart["GL-CASH-CNY"]
-    for c in CUSTOMERS:
-        _post(writer, f"deposit-{c.account}", cash, ids[c.account], c.deposit, "现金存入 / cash")
-    for n, (src, dst, amount, memo) in enumerate(TRANSFERS):
-        _post(writer, f"transfer-{n}", ids[src], ids[dst], amount, memo)
-
-
-def _post(writer: Writer, key: str, debit: int, credit: int, amount: int, memo: str) -> None:
-    command = ledger.transfer_command(
-        debit=debit, credit=credit, amount=amount, memo=memo, scope="demo", key=key
     )
-    result = writer.execute(command)
-    assert isinstance(result, EntryResult)
 
 
-def registered(engine: Engine, vault: Vault, today: date) -> list[CustomerView]:
-    """The demo customers as the bank's records show them (numbers masked)."""
+def registered(
+    engine: Engine, vault: Vault, today: date
+) -> list[tuple[CustomerView, list[CustomerAccount]]]:
+    """The demo customers and their accounts as the bank's records show them."""
     found = []
     with engine.connect() as conn:
         for c in CUSTOMERS:
-            kind = Kind.INDIVIDUAL if c.id_number[:17].isdigit() else Kind.ENTERPRISE
-            view = customers.find_by_id_number(conn, vault, kind, c.id_number, today=today)
+            view = customers.find_by_id_number(conn, vault, c.kind, c.id_number, today=today)
             if view is not None:
-                found.append(view)
+                found.append((view, accounts.accounts_of(conn, view.id)))
     return found
-
-
-def accounts(engine: Engine) -> list[AccountView]:
-    with engine.connect() as conn:
-        return [queries.get_account(conn, code=c.account) for c in CUSTOMERS]

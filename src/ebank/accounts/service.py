@@ -135,6 +135,7 @@ def _open_type_one(conn: Connection, customer_id: int) -> bool:
         .where(
             customer_accounts.c.customer_id == customer_id,
             customer_accounts.c.tier == Tier.I.value,
+            customer_accounts.c.product == Product.DEMAND.value,  # term deposits sit under it
             ledger_accounts.c.status != "closed",
         )
     ).scalar_one()
