@@ -1,6 +1,7 @@
 """Every table of every domain, imported so that the shared MetaData knows them all."""
 
 import ebank.accounts.tables
+import ebank.cards.tables
 import ebank.core.tables
 import ebank.customers.tables
 import ebank.ledger.tables

@@ -202,7 +202,7 @@ def _subject(tx: Tx, params: dict[str, Any]) -> str:
 
 
 def _status_action(new_status: str, required: str | None) -> approvals.Handler:
-    def run(tx: Tx, params: dict[str, Any]) -> str:
+    def run(tx: Tx, params: dict[str, Any], checker: str) -> str:
         account = get_account(tx.conn, number=params["account"])
         if required is not None and account.status != required:
             raise EbankError(

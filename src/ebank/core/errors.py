@@ -98,6 +98,15 @@ CATALOGUE: dict[str, ErrorKind] = {
     "SAME_MAKER_AND_CHECKER": ErrorKind(
         403, "经办与复核不能是同一人", "The checker must be someone other than the maker"
     ),
+    "CARD_NOT_FOUND": ErrorKind(404, "卡片不存在", "Card not found"),
+    "CARD_REPORTED_LOST": ErrorKind(
+        422, "该卡已挂失，请使用新卡或到柜台补办", "This card was reported lost: use your new card"
+    ),
+    "CARD_FROZEN": ErrorKind(
+        422, "该卡已冻结，请联系开户行", "This card is frozen: contact your branch"
+    ),
+    "CARD_CLOSED": ErrorKind(422, "该卡已注销", "This card is closed"),
+    "CARD_EXPIRED": ErrorKind(422, "该卡已过有效期，请换卡", "This card has expired: renew it"),
     "NOT_FOUND": ErrorKind(404, "请求的地址不存在", "No such address"),
     "METHOD_NOT_ALLOWED": ErrorKind(
         405, "该地址不支持此操作", "This address does not allow that method"

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     data_key_path: Path = Path("var/data.key")
     # Account numbers: this prefix, an 11-digit sequence and a Luhn check digit.
     account_number_prefix: str = Field(default="6217001", pattern=r"^[0-9]{7}$")
+    # Card numbers: this BIN, a 9-digit sequence and a Luhn check digit.
+    debit_card_bin: str = Field(default="621799", pattern=r"^[0-9]{6}$")
+    credit_card_bin: str = Field(default="625899", pattern=r"^[0-9]{6}$")
     # Background jobs queue (huey); SQLite file by default.
     jobs_path: Path = Path("var/jobs.db")
     # How long a stored idempotent answer is kept; the API promises at least 24 hours.

@@ -21,8 +21,8 @@ from ebank.core.errors import EbankError
 from ebank.core.writer import Command, Tx
 from ebank.ops.tables import approval_decisions, approval_requests
 
-# action name -> (what it does, given the request's params; checks run before proposing)
-Handler = Callable[[Tx, dict[str, Any]], Any]
+# What an action does, given the request's params and who approved it.
+Handler = Callable[[Tx, dict[str, Any], str], Any]
 _ACTIONS: dict[str, tuple[Handler, Callable[[Tx, dict[str, Any]], str]]] = {}
 
 
@@ -140,7 +140,7 @@ def approve(
         request = _pending(tx, request_id)
         handler = _ACTIONS[request["action"]][0]
         _decide(tx, request, "approved", checker, note, channel)
-        return handler(tx, json.loads(request["params"]))
+        return handler(tx, json.loads(request["params"]), checker)
 
     return Command(run)
 

@@ -1,0 +1,286 @@
+"""Issuing cards, reporting them lost, the staff actions on them, and the check a payment makes.
+
+A debit card draws on one of its holder's demand accounts; a credit card gets a ledger account
+of its own whose credit line is the card's limit. Card numbers are sealed like identity
+numbers: the full number is shown once, when the card is issued, and masked everywhere after.
+Reporting a card lost is the customer's own act on any channel and takes effect at once;
+freezing, unfreezing and closing are staff actions under maker-checker.
+"""
+
+import calendar
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from ebank.accounts import service as accounts
+from ebank.accounts.service import luhn_digit, luhn_valid
+from ebank.cards.models import Card, CardStatus, IssuedCard
+from ebank.cards.tables import card_events, cards
+from ebank.core import audit, outbox
+from ebank.core.clock import business_date
+from ebank.core.crypto import Vault, mask_card
+from ebank.core.errors import EbankError
+from ebank.core.money import MAX_MINOR
+from ebank.core.settings import get_settings
+from ebank.core.writer import Command, Tx
+from ebank.customers.tables import customers
+from ebank.ledger import service as ledger
+from ebank.ops import approvals
+
+NUMBER_PURPOSE = "cards.number"
+VALIDITY_YEARS = 5
+
+# Which status a card may move to from which (挂失 is final: a replacement card follows).
+_TRANSITIONS = {
+    CardStatus.ACTIVE: {CardStatus.REPORTED_LOST, CardStatus.FROZEN, CardStatus.CLOSED},
+    CardStatus.FROZEN: {CardStatus.ACTIVE, CardStatus.REPORTED_LOST, CardStatus.CLOSED},
+    CardStatus.REPORTED_LOST: {CardStatus.CLOSED},
+    CardStatus.CLOSED: set(),
+}
+_REFUSALS = {
+    CardStatus.REPORTED_LOST: "CARD_REPORTED_LOST",
+    CardStatus.FROZEN: "CARD_FROZEN",
+    CardStatus.CLOSED: "CARD_CLOSED",
+}
+
+
+def card_number(bin_: str, sequence: int) -> str:
+    """16 digits: the BIN, a 9-digit sequence, a Luhn check digit."""
+    payload = f"{bin_}{sequence:09d}"
+    return payload + luhn_digit(payload)
+
+
+def _expiry(issued: date) -> date:
+    year = issued.year + VALIDITY_YEARS
+    return date(year, issued.month, calendar.monthrange(year, issued.month)[1])
+
+
+def _issue(
+    tx: Tx,
+    vault: Vault,
+    *,
+    card_id: int,
+    kind: str,
+    customer_id: int,
+    ledger_account_id: int,
+    actor: str,
+    channel: str,
+) -> IssuedCard:
+    settings = get_settings()
+    number = card_number(
+        settings.debit_card_bin if kind == "debit" else settings.credit_card_bin, card_id
+    )
+    row = {
+        "id": card_id,
+        "customer_id": customer_id,
+        "kind": kind,
+        "ledger_account_id": ledger_account_id,
+        "number_sealed": vault.encrypt(number, purpose=NUMBER_PURPOSE),
+        "number_hash": vault.lookup_hash(number, purpose=NUMBER_PURPOSE),
+        "masked": mask_card(number),
+        "expires": _expiry(business_date(tx.now)),
+        "status": CardStatus.ACTIVE.value,
+        "issued_at": tx.now,
+    }
+    tx.conn.execute(cards.insert().values(row))
+    _event(tx, card_id, CardStatus.ACTIVE, actor, channel)
+    audit.record(
+        tx,
+        actor=actor,
+        action=f"card.issue.{kind}",
+        subject=f"card:{card_id}",
+        channel=channel,
+        detail={"customer": customer_id, "card": row["masked"]},
+    )
+    return IssuedCard(_view(row), number)
+
+
+def _customer_name(tx: Tx, customer_id: int) -> str:
+    if type(customer_id) is not int:
+        raise EbankError("INVALID_INPUT", reason="a customer id is an integer")
+    name = tx.conn.execute(select(customers.c.name).where(customers.c.id == customer_id)).scalar()
+    if name is None:
+        raise EbankError("CUSTOMER_NOT_FOUND")
+    return str(name)
+
+
+def issue_debit_card(
+    vault: Vault, *, customer_id: int, account_number: str, actor: str, channel: str = "counter"
+) -> Command[IssuedCard]:
+    """A debit card on one of the customer's own active demand accounts."""
+
+    def run(tx: Tx) -> IssuedCard:
+        _customer_name(tx, customer_id)
+        account = accounts.get_account(tx.conn, number=account_number)
+        if account.customer_id != customer_id:
+            raise EbankError("ACCOUNT_NOT_FOUND")  # someone else's: as if it did not exist
+        if account.product != "demand" or account.status != "active":
+            raise EbankError("INVALID_INPUT", reason="a debit card needs an active demand account")
+        return _issue(
+            tx,
+            vault,
+            card_id=tx.new_id("cards"),
+            kind="debit",
+            customer_id=customer_id,
+            ledger_account_id=account.ledger_account_id,
+            actor=actor,
+            channel=channel,
+        )
+
+    return Command(run)
+
+
+def issue_credit_card(
+    vault: Vault, *, customer_id: int, credit_line: int, actor: str, channel: str = "counter"
+) -> Command[IssuedCard]:
+    """A credit card with its own ledger account, whose credit line is the card's limit."""
+
+    def run(tx: Tx) -> IssuedCard:
+        name = _customer_name(tx, customer_id)
+        if type(credit_line) is not int or not 0 < credit_line <= MAX_MINOR:
+            raise EbankError("INVALID_INPUT", reason="a credit line is a positive amount in fen")
+        card_id = tx.new_id("cards")
+        # The card's account is named by the card's id: its number is sealed, never a code.
+        card_account = ledger.open_account(
+            tx, code=f"CC{card_id:012d}", name=name, currency="CNY", credit_line=credit_line
+        )
+        return _issue(
+            tx,
+            vault,
+            card_id=card_id,
+            kind="credit",
+            customer_id=customer_id,
+            ledger_account_id=card_account.id,
+            actor=actor,
+            channel=channel,
+        )
+
+    return Command(run)
+
+
+def _event(tx: Tx, card_id: int, status: CardStatus, actor: str, channel: str) -> None:
+    tx.conn.execute(
+        card_events.insert().values(
+            card_id=card_id, status=status.value, actor=actor, channel=channel, at=tx.now
+        )
+    )
+
+
+def _move(tx: Tx, card: Any, to: CardStatus, actor: str, channel: str) -> Card:
+    current = CardStatus(card["status"])
+    if to not in _TRANSITIONS[current]:
+        raise EbankError("INVALID_STATUS_CHANGE", from_status=current.value, to_status=to.value)
+    tx.conn.execute(cards.update().where(cards.c.id == card["id"]).values(status=to.value))
+    _event(tx, card["id"], to, actor, channel)
+    audit.record(
+        tx,
+        actor=actor,
+        action=f"card.{to.value}",
+        subject=f"card:{card['id']}",
+        channel=channel,
+        detail={"card": card["masked"], "from": current.value},
+    )
+    return _view({**card, "status": to.value})
+
+
+def report_lost(
+    vault: Vault, *, customer_id: int, card_number: str, channel: str, actor: str | None = None
+) -> Command[Card]:
+    """挂失: the holder stops their card at once, from any channel, at any hour.
+
+    Reporting a card that is already reported lost answers as before, so a customer who
+    repeats themselves (or a retried SMS) is not told off.
+    """
+
+    def run(tx: Tx) -> Card:
+        card = _holders_card(tx.conn, vault, customer_id, card_number)
+        if card["status"] == CardStatus.REPORTED_LOST:
+            return _view(card)
+        done = _move(
+            tx, card, CardStatus.REPORTED_LOST, actor or f"customer:{customer_id}", channel
+        )
+        outbox.emit(
+            tx,
+            "card.reported_lost",
+            f"card:{card['id']}",
+            {"customer": customer_id, "card": card["masked"], "channel": channel},
+        )
+        return done
+
+    return Command(run)
+
+
+def _holders_card(conn: Connection, vault: Vault, customer_id: int, number: str) -> Any:
+    if not isinstance(number, str) or not luhn_valid(number.replace(" ", "")):
+        raise EbankError("INVALID_INPUT", reason="a card number is 16-19 digits passing Luhn")
+    digest = vault.lookup_hash(number.replace(" ", ""), purpose=NUMBER_PURPOSE)
+    card = conn.execute(select(cards).where(cards.c.number_hash == digest)).mappings().first()
+    if card is None or card["customer_id"] != customer_id:
+        raise EbankError("CARD_NOT_FOUND")  # someone else's card is as unknown as no card
+    return card
+
+
+def usable(conn: Connection, vault: Vault, card_number: str, *, today: date) -> Card:
+    """The card a payment names, if it may pay: active and not expired; else why not."""
+    if not isinstance(card_number, str) or not luhn_valid(card_number.replace(" ", "")):
+        raise EbankError("INVALID_INPUT", reason="a card number is 16-19 digits passing Luhn")
+    digest = vault.lookup_hash(card_number.replace(" ", ""), purpose=NUMBER_PURPOSE)
+    row = conn.execute(select(cards).where(cards.c.number_hash == digest)).mappings().first()
+    if row is None:
+        raise EbankError("CARD_NOT_FOUND")
+    refusal = _REFUSALS.get(CardStatus(row["status"]))
+    if refusal:
+        raise EbankError(refusal)
+    if row["expires"] < today:
+        raise EbankError("CARD_EXPIRED")
+    return _view(row)
+
+
+def _view(row: Any) -> Card:
+    return Card(
+        row["id"],
+        row["customer_id"],
+        row["kind"],
+        row["masked"],
+        row["ledger_account_id"],
+        row["expires"],
+        row["status"],
+    )
+
+
+def cards_of(conn: Connection, customer_id: int) -> list[Card]:
+    rows = conn.execute(
+        select(cards).where(cards.c.customer_id == customer_id).order_by(cards.c.id)
+    ).mappings()
+    return [_view(row) for row in rows]
+
+
+def get_card(conn: Connection, card_id: int) -> Card:
+    row = conn.execute(select(cards).where(cards.c.id == card_id)).mappings().first()
+    if row is None:
+        raise EbankError("CARD_NOT_FOUND")
+    return _view(row)
+
+
+# -- staff actions under maker-checker: params name the card by id, never by number -----------
+def _subject(tx: Tx, params: dict[str, Any]) -> str:
+    if set(params) != {"card"} or type(params["card"]) is not int:
+        raise EbankError("INVALID_INPUT", reason="a card action names one card by its id")
+    return f"card:{get_card(tx.conn, params['card']).id}"
+
+
+def _staff_move(to: CardStatus) -> approvals.Handler:
+    def run(tx: Tx, params: dict[str, Any], checker: str) -> str:
+        card = tx.conn.execute(select(cards).where(cards.c.id == params["card"])).mappings().one()
+        return _move(tx, card, to, checker, "console").status
+
+    return run
+
+
+for _action, _status in (
+    ("card.freeze", CardStatus.FROZEN),
+    ("card.unfreeze", CardStatus.ACTIVE),
+    ("card.close", CardStatus.CLOSED),
+):
+    approvals.register(_action, _staff_move(_status), subject=_subject)
