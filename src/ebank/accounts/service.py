@@ -41,7 +41,13 @@ def luhn_digit(payload: str) -> str:
 
 
 def luhn_valid(number: str) -> bool:
-    return number.isdigit() and len(number) > 1 and luhn_digit(number[:-1]) == number[-1]
+    """ASCII digits only: `str.isdigit` would let "²" or "１" through to `int`."""
+    return (
+        len(number) > 1
+        and number.isascii()
+        and number.isdigit()
+        and luhn_digit(number[:-1]) == number[-1]
+    )
 
 
 def account_number(sequence: int) -> str:
@@ -85,7 +91,7 @@ def open_account(
             raise EbankError(
                 "INVALID_INPUT", reason="persons hold Type I-III, enterprises corporate"
             )
-        if tier_ == Tier.I and _open_type_one(tx.conn, customer_id):
+        if tier_ == Tier.I and product_ == Product.DEMAND and _open_type_one(tx.conn, customer_id):
             raise EbankError("TYPE_I_EXISTS")
         maturity = None
         if product_ == Product.TERM:

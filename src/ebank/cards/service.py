@@ -8,6 +8,7 @@ freezing, unfreezing and closing are staff actions under maker-checker.
 """
 
 import calendar
+import unicodedata
 from datetime import date
 from typing import Any
 
@@ -29,6 +30,8 @@ from ebank.ledger import service as ledger
 from ebank.ops import approvals
 
 NUMBER_PURPOSE = "cards.number"
+# Where a holder can stop their card: every channel, at any hour.
+CUSTOMER_CHANNELS = ("online", "mobile", "phone", "sms", "counter", "atm")
 VALIDITY_YEARS = 5
 
 # Which status a card may move to from which (挂失 is final: a replacement card follows).
@@ -194,6 +197,8 @@ def report_lost(
     """
 
     def run(tx: Tx) -> Card:
+        if channel not in CUSTOMER_CHANNELS:
+            raise EbankError("INVALID_INPUT", reason=f"a channel is one of {CUSTOMER_CHANNELS}")
         card = _holders_card(tx.conn, vault, customer_id, card_number)
         if card["status"] == CardStatus.REPORTED_LOST:
             return _view(card)
@@ -211,11 +216,23 @@ def report_lost(
     return Command(run)
 
 
-def _holders_card(conn: Connection, vault: Vault, customer_id: int, number: str) -> Any:
-    if not isinstance(number, str) or not luhn_valid(number.replace(" ", "")):
+def _card_row(conn: Connection, vault: Vault, number: object) -> Any:
+    """The card a customer typed, found by its keyed hash; None if the bank has no such card.
+
+    Typed numbers are NFKC-normalised (a phone keyboard may give full-width digits) and may
+    hold spaces; what is left must be 16-19 ASCII digits passing Luhn.
+    """
+    if not isinstance(number, str):
         raise EbankError("INVALID_INPUT", reason="a card number is 16-19 digits passing Luhn")
-    digest = vault.lookup_hash(number.replace(" ", ""), purpose=NUMBER_PURPOSE)
-    card = conn.execute(select(cards).where(cards.c.number_hash == digest)).mappings().first()
+    digits_only = unicodedata.normalize("NFKC", number).replace(" ", "")
+    if not 16 <= len(digits_only) <= 19 or not luhn_valid(digits_only):
+        raise EbankError("INVALID_INPUT", reason="a card number is 16-19 digits passing Luhn")
+    digest = vault.lookup_hash(digits_only, purpose=NUMBER_PURPOSE)
+    return conn.execute(select(cards).where(cards.c.number_hash == digest)).mappings().first()
+
+
+def _holders_card(conn: Connection, vault: Vault, customer_id: int, number: str) -> Any:
+    card = _card_row(conn, vault, number)
     if card is None or card["customer_id"] != customer_id:
         raise EbankError("CARD_NOT_FOUND")  # someone else's card is as unknown as no card
     return card
@@ -223,10 +240,7 @@ def _holders_card(conn: Connection, vault: Vault, customer_id: int, number: str)
 
 def usable(conn: Connection, vault: Vault, card_number: str, *, today: date) -> Card:
     """The card a payment names, if it may pay: active and not expired; else why not."""
-    if not isinstance(card_number, str) or not luhn_valid(card_number.replace(" ", "")):
-        raise EbankError("INVALID_INPUT", reason="a card number is 16-19 digits passing Luhn")
-    digest = vault.lookup_hash(card_number.replace(" ", ""), purpose=NUMBER_PURPOSE)
-    row = conn.execute(select(cards).where(cards.c.number_hash == digest)).mappings().first()
+    row = _card_row(conn, vault, card_number)
     if row is None:
         raise EbankError("CARD_NOT_FOUND")
     refusal = _REFUSALS.get(CardStatus(row["status"]))

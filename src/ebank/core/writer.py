@@ -186,6 +186,14 @@ class Tx:
 
     def _run(self, command: Command[Any]) -> tuple[bool, Any]:
         """Run one command; (True, result) or (False, error). Database faults propagate."""
+        ok, value = self._run_once(command)
+        if not ok and command.sql and isinstance(value, DBAPIError) and is_conflict(value):
+            # Another writer committed the same unique key while this command ran; run it
+            # once more, and its own checks now see that row and answer in domain terms.
+            ok, value = self._run_once(command)
+        return ok, value
+
+    def _run_once(self, command: Command[Any]) -> tuple[bool, Any]:
         self._touched.clear()
         self._sql_allowed = command.sql
         savepoint = None

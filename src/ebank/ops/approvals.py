@@ -90,11 +90,9 @@ def propose(
 def _pending(tx: Tx, request_id: int) -> Any:
     if type(request_id) is not int:
         raise EbankError("INVALID_INPUT", reason="a request id is an integer")
-    request = (
-        tx.conn.execute(select(approval_requests).where(approval_requests.c.id == request_id))
-        .mappings()
-        .first()
-    )
+    # Locked, so that a second checker waits for the first and then sees the decision.
+    query = select(approval_requests).where(approval_requests.c.id == request_id)
+    request = tx.conn.execute(query.with_for_update()).mappings().first()
     if request is None:
         raise EbankError("APPROVAL_NOT_FOUND")
     decided = tx.conn.execute(
@@ -137,9 +135,11 @@ def approve(
     """Approve and carry out a pending request; the action's result is returned."""
 
     def run(tx: Tx) -> Any:
+        if not isinstance(note, str) or len(note) > 500:
+            raise EbankError("INVALID_INPUT", reason="a note is text of at most 500 characters")
         request = _pending(tx, request_id)
         handler = _ACTIONS[request["action"]][0]
-        _decide(tx, request, "approved", checker, note, channel)
+        _decide(tx, request, "approved", checker, note.strip(), channel)
         return handler(tx, json.loads(request["params"]), checker)
 
     return Command(run)
