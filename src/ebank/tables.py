@@ -5,4 +5,5 @@ import ebank.cards.tables
 import ebank.core.tables
 import ebank.customers.tables
 import ebank.ledger.tables
-import ebank.ops.tables  # noqa: F401
+import ebank.ops.tables
+import ebank.security.tables  # noqa: F401

@@ -107,6 +107,21 @@ CATALOGUE: dict[str, ErrorKind] = {
     ),
     "CARD_CLOSED": ErrorKind(422, "该卡已注销", "This card is closed"),
     "CARD_EXPIRED": ErrorKind(422, "该卡已过有效期，请换卡", "This card has expired: renew it"),
+    "AUTH_FAILED": ErrorKind(
+        401,
+        "登录信息或验证码有误，还可尝试 {attempts_left} 次",
+        "The details or code you entered are not right; {attempts_left} attempts left",
+    ),
+    "CREDENTIAL_LOCKED": ErrorKind(
+        423,
+        "错误次数过多，已暂时锁定，请于 {until} 后再试",
+        "Too many wrong attempts: locked until {until}",
+    ),
+    "CREDENTIAL_LOCKED_PERMANENTLY": ErrorKind(
+        423,
+        "错误次数过多，已锁定，请本人携身份证件到柜台解锁",
+        "Too many wrong attempts: locked; please visit a branch with your ID to unlock",
+    ),
     "NOT_FOUND": ErrorKind(404, "请求的地址不存在", "No such address"),
     "METHOD_NOT_ALLOWED": ErrorKind(
         405, "该地址不支持此操作", "This address does not allow that method"

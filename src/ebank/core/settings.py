@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     # Card numbers: this BIN, a 9-digit sequence and a Luhn check digit.
     debit_card_bin: str = Field(default="621799", pattern=r"^[0-9]{6}$")
     credit_card_bin: str = Field(default="625899", pattern=r"^[0-9]{6}$")
+    # Authentication (DOMAIN.md §3): consecutive failures that lock a credential, how long a
+    # lock lasts, and after how many locks the next one is permanent (a branch unlocks it).
+    auth_max_failures: int = Field(default=5, ge=1)
+    auth_lock_minutes: int = Field(default=60, ge=1)
+    auth_locks_before_permanent: int = Field(default=3, ge=1)
+    sms_code_ttl_seconds: int = Field(default=300, ge=30, le=300)
     # Background jobs queue (huey); SQLite file by default.
     jobs_path: Path = Path("var/jobs.db")
     # How long a stored idempotent answer is kept; the API promises at least 24 hours.

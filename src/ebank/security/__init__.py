@@ -1,0 +1,1 @@
+"""Authentication: passwords and PINs, one-time SMS codes, token codes (TOTP), lockout."""

@@ -1,0 +1,405 @@
+"""Checking who is asking: passwords and PINs, token codes (TOTP), one-time SMS codes.
+
+Every check is a writer command that returns a `Verdict` instead of raising: a failure must be
+recorded (it counts towards the lockout) and so must be committed. Callers turn a failed
+verdict into an error with `require`, whose message never says which factor was wrong.
+
+Lockout (DOMAIN.md §3): after `auth_max_failures` consecutive failures a credential locks for
+`auth_lock_minutes`; the lock after `auth_locks_before_permanent` temporary ones is permanent
+until staff unlock it. The verdict of the last attempts before a lock warns how many are left,
+and whether the coming lock is the permanent one.
+"""
+
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection, select
+
+from ebank.core import audit, outbox
+from ebank.core.clock import as_utc
+from ebank.core.crypto import Vault
+from ebank.core.errors import EbankError
+from ebank.core.settings import get_settings
+from ebank.core.writer import Command, Tx
+from ebank.customers.tables import customers
+from ebank.ops import approvals
+from ebank.security.tables import credentials, one_time_codes
+
+KINDS = ("login_password", "transaction_pin", "token")
+SEED_PURPOSE = "security.token"
+CODE_PURPOSE = "security.sms_code"
+SMS_PURPOSE = "sms.body"
+ISSUER = "ebank"
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    ok: bool
+    attempts_left: int | None = None  # before the next lock, when a failure counted
+    locked_until: datetime | None = None
+    permanent: bool = False
+    next_lock_permanent: bool = False
+
+
+def require(verdict: Verdict) -> None:
+    """Raise the customer-facing error for a failed verdict; never which factor failed."""
+    if verdict.ok:
+        return
+    if verdict.permanent:
+        raise EbankError("CREDENTIAL_LOCKED_PERMANENTLY")
+    if verdict.locked_until is not None:
+        raise EbankError("CREDENTIAL_LOCKED", until=verdict.locked_until.isoformat())
+    raise EbankError(
+        "AUTH_FAILED",
+        attempts_left=verdict.attempts_left,
+        next_lock_permanent=verdict.next_lock_permanent,
+    )
+
+
+# -- secrets the customer knows ----------------------------------------------------------------
+_RUNNING_DIGITS = ("0123456789", "9876543210")
+
+
+def _check_new_secret(kind: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise EbankError("INVALID_INPUT", reason="a password is text")
+    if kind == "transaction_pin":
+        if len(value) != 6 or not (value.isascii() and value.isdigit()):
+            raise EbankError("INVALID_INPUT", reason="a transaction PIN is 6 digits")
+        if len(set(value)) == 1 or any(value in run for run in _RUNNING_DIGITS):
+            raise EbankError("INVALID_INPUT", reason="a PIN of one repeated or running digits")
+        return value
+    if not 8 <= len(value) <= 64 or not value.isprintable():
+        raise EbankError("INVALID_INPUT", reason="a login password is 8-64 printable characters")
+    if not (any(c.isalpha() for c in value) and any(c.isdigit() for c in value)):
+        raise EbankError("INVALID_INPUT", reason="a login password mixes letters and digits")
+    return value
+
+
+def _customer_exists(tx: Tx, customer_id: int) -> None:
+    if type(customer_id) is not int:
+        raise EbankError("INVALID_INPUT", reason="a customer id is an integer")
+    if tx.conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first() is None:
+        raise EbankError("CUSTOMER_NOT_FOUND")
+
+
+def _store(tx: Tx, customer_id: int, kind: str, secret: str) -> None:
+    """Set a credential afresh: a new secret clears its failures and locks."""
+    existing = _credential(tx.conn, customer_id, kind)
+    values = {
+        "secret": secret,
+        "last_step": None,
+        "failures": 0,
+        "locks": 0,
+        "locked_until": None,
+        "permanently_locked": False,
+        "updated_at": tx.now,
+    }
+    if existing is None:
+        tx.conn.execute(credentials.insert().values(customer_id=customer_id, kind=kind, **values))
+    else:
+        tx.conn.execute(
+            credentials.update().where(credentials.c.id == existing["id"]).values(**values)
+        )
+
+
+def set_secret(
+    *, customer_id: int, kind: str, secret: str, actor: str, channel: str = "counter"
+) -> Command[None]:
+    """Set a customer's login password or transaction PIN (stored as an argon2id hash)."""
+
+    def run(tx: Tx) -> None:
+        if kind not in ("login_password", "transaction_pin"):
+            raise EbankError("INVALID_INPUT", reason="a secret is a login password or a PIN")
+        _customer_exists(tx, customer_id)
+        _store(tx, customer_id, kind, _hasher.hash(_check_new_secret(kind, secret)))
+        audit.record(
+            tx,
+            actor=actor,
+            action=f"credential.set.{kind}",
+            subject=f"customer:{customer_id}",
+            channel=channel,
+        )
+
+    return Command(run)
+
+
+def _credential(conn: Connection, customer_id: int, kind: str) -> Any:
+    # Locked: concurrent attempts on one credential count one after another.
+    query = select(credentials).where(
+        credentials.c.customer_id == customer_id, credentials.c.kind == kind
+    )
+    return conn.execute(query.with_for_update()).mappings().first()
+
+
+def _attempt(tx: Tx, row: Any, ok: bool, **extra: Any) -> Verdict:
+    """Record an attempt on a credential and say what it means for the customer."""
+    settings = get_settings()
+    if row["permanently_locked"]:
+        return Verdict(False, permanent=True)
+    locked_until = row["locked_until"] and as_utc(row["locked_until"])
+    if locked_until is not None and locked_until > tx.now:
+        return Verdict(False, locked_until=locked_until)
+    where = credentials.update().where(credentials.c.id == row["id"])
+    if ok:
+        # Success ends the run of failures, and with it the way to a permanent lock.
+        tx.conn.execute(
+            where.values(failures=0, locks=0, locked_until=None, updated_at=tx.now, **extra)
+        )
+        return Verdict(True)
+    failures = row["failures"] + 1
+    next_is_permanent = row["locks"] + 1 >= settings.auth_locks_before_permanent
+    if failures < settings.auth_max_failures:
+        tx.conn.execute(where.values(failures=failures, updated_at=tx.now))
+        return Verdict(
+            False,
+            attempts_left=settings.auth_max_failures - failures,
+            next_lock_permanent=next_is_permanent,
+        )
+    if next_is_permanent:
+        tx.conn.execute(
+            where.values(
+                failures=0, locks=row["locks"] + 1, permanently_locked=True, updated_at=tx.now
+            )
+        )
+        return Verdict(False, permanent=True)
+    until = tx.now + timedelta(minutes=settings.auth_lock_minutes)
+    tx.conn.execute(
+        where.values(failures=0, locks=row["locks"] + 1, locked_until=until, updated_at=tx.now)
+    )
+    return Verdict(False, locked_until=until)
+
+
+def check_secret(
+    *, customer_id: int, kind: str, secret: str, channel: str = "online"
+) -> Command[Verdict]:
+    """Check a login password or transaction PIN; the attempt counts towards the lockout."""
+
+    def run(tx: Tx) -> Verdict:
+        row = _credential(tx.conn, customer_id, kind) if kind in KINDS[:2] else None
+        if row is None:
+            return Verdict(False)  # nothing to compare with: as wrong as a wrong secret
+        try:
+            ok = isinstance(secret, str) and _hasher.verify(row["secret"], secret)
+        except (VerificationError, InvalidHashError):
+            ok = False
+        verdict = _attempt(tx, row, ok)
+        if not verdict.ok:
+            audit.record(
+                tx,
+                actor=f"customer:{customer_id}",
+                action=f"credential.check.{kind}",
+                subject=f"customer:{customer_id}",
+                channel=channel,
+                outcome="failed",
+            )
+        return verdict
+
+    return Command(run)
+
+
+# -- the token (TOTP, RFC 6238) ------------------------------------------------------------------
+def enroll_token(
+    vault: Vault, *, customer_id: int, label: str, actor: str, channel: str = "counter"
+) -> Command[str]:
+    """Give the customer a new token secret; returns the otpauth:// URI for the app's QR code.
+
+    Enrolling again replaces the old token (a lost phone), which stops working at once.
+    """
+
+    def run(tx: Tx) -> str:
+        _customer_exists(tx, customer_id)
+        secret = pyotp.random_base32()
+        _store(tx, customer_id, "token", vault.encrypt(secret, purpose=SEED_PURPOSE))
+        audit.record(
+            tx,
+            actor=actor,
+            action="credential.set.token",
+            subject=f"customer:{customer_id}",
+            channel=channel,
+        )
+        return pyotp.TOTP(secret).provisioning_uri(name=label, issuer_name=ISSUER)
+
+    return Command(run)
+
+
+def check_token(
+    vault: Vault, *, customer_id: int, code: str, channel: str = "online"
+) -> Command[Verdict]:
+    """Check a token code: the current 30-second step or one either side, each step once."""
+
+    def run(tx: Tx) -> Verdict:
+        row = _credential(tx.conn, customer_id, "token")
+        if row is None:
+            return Verdict(False)
+        totp = pyotp.TOTP(vault.decrypt(row["secret"], purpose=SEED_PURPOSE))
+        now_step = int(tx.now.timestamp()) // totp.interval
+        matched = None
+        if isinstance(code, str) and len(code) == 6 and code.isascii() and code.isdigit():
+            for step in (now_step - 1, now_step, now_step + 1):
+                if hmac.compare_digest(totp.generate_otp(step), code):
+                    matched = step
+        # A code already used (or an older one) is a replay: refused, and counted.
+        fresh = matched is not None and (row["last_step"] is None or matched > row["last_step"])
+        verdict = _attempt(tx, row, fresh, **({"last_step": matched} if fresh else {}))
+        if not verdict.ok:
+            audit.record(
+                tx,
+                actor=f"customer:{customer_id}",
+                action="credential.check.token",
+                subject=f"customer:{customer_id}",
+                channel=channel,
+                outcome="failed",
+            )
+        return verdict
+
+    return Command(run)
+
+
+# -- one-time SMS codes, bound to what they authorise --------------------------------------------
+def binding_of(**what: Any) -> str:
+    """The fingerprint of what a code authorises, e.g. amount="1234.50", payee="6217...".
+
+    A code issued for one binding does not work for any other: change the amount or the payee
+    and it is refused (dynamic linking).
+    """
+    blob = json.dumps(what, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CodeIssued:
+    id: int
+    expires_at: datetime
+
+
+def issue_code(
+    vault: Vault, *, customer_id: int, purpose: str, binding: str, message: str
+) -> Command[CodeIssued]:
+    """Send the customer a 6-digit code by SMS for one purpose and binding.
+
+    `message` says what the code authorises ("转账 ¥1,234.50 至 6217****0001"): the customer
+    must see it beside the code. The code is stored only as a keyed hash, and the SMS body
+    travels sealed through the outbox. A new code supersedes the customer's earlier unused
+    codes for the same purpose.
+    """
+
+    def run(tx: Tx) -> CodeIssued:
+        _customer_exists(tx, customer_id)
+        if not purpose or len(purpose) > 32 or not purpose.isidentifier():
+            raise EbankError("INVALID_INPUT", reason="a code purpose is a short identifier")
+        if not isinstance(message, str) or not 0 < len(message) <= 120:
+            raise EbankError("INVALID_INPUT", reason="an SMS message is 1-120 characters")
+        tx.conn.execute(
+            one_time_codes.update()
+            .where(
+                one_time_codes.c.customer_id == customer_id,
+                one_time_codes.c.purpose == purpose,
+                one_time_codes.c.used_at.is_(None),
+            )
+            .values(superseded=True)
+        )
+        code = f"{secrets.randbelow(10**6):06d}"
+        row_id = tx.new_id("one_time_codes")
+        expires = tx.now + timedelta(seconds=get_settings().sms_code_ttl_seconds)
+        tx.conn.execute(
+            one_time_codes.insert().values(
+                id=row_id,
+                customer_id=customer_id,
+                purpose=purpose,
+                binding=binding,
+                code_hash=vault.lookup_hash(f"{row_id}:{code}", purpose=CODE_PURPOSE),
+                expires_at=expires,
+                attempts=0,
+                used_at=None,
+                superseded=False,
+                created_at=tx.now,
+            )
+        )
+        minutes = get_settings().sms_code_ttl_seconds // 60
+        body = f"【ebank】验证码 {code}，用于{message}，{minutes}分钟内有效。切勿告知他人。"
+        outbox.emit(
+            tx,
+            "sms.send",
+            f"customer:{customer_id}",
+            {"customer": customer_id, "body": vault.encrypt(body, purpose=SMS_PURPOSE)},
+        )
+        return CodeIssued(row_id, expires)
+
+    return Command(run)
+
+
+def check_code(
+    vault: Vault, *, customer_id: int, purpose: str, binding: str, code: str
+) -> Command[Verdict]:
+    """Accept a code once, for the purpose and binding it was issued for, before it expires.
+
+    Each code takes `auth_max_failures` wrong tries, then it is spent.
+    """
+
+    def run(tx: Tx) -> Verdict:
+        row = (
+            tx.conn.execute(
+                select(one_time_codes)
+                .where(
+                    one_time_codes.c.customer_id == customer_id,
+                    one_time_codes.c.purpose == purpose,
+                    one_time_codes.c.used_at.is_(None),
+                    one_time_codes.c.superseded.is_(False),
+                )
+                .order_by(one_time_codes.c.id.desc())
+                .limit(1)
+                .with_for_update()
+            )
+            .mappings()
+            .first()
+        )
+        limit = get_settings().auth_max_failures
+        if row is None or as_utc(row["expires_at"]) <= tx.now or row["attempts"] >= limit:
+            return Verdict(False)
+        expected = vault.lookup_hash(f"{row['id']}:{code}", purpose=CODE_PURPOSE)
+        ok = (
+            isinstance(code, str)
+            and hmac.compare_digest(expected, row["code_hash"])
+            and hmac.compare_digest(binding, row["binding"])
+        )
+        where = one_time_codes.update().where(one_time_codes.c.id == row["id"])
+        if ok:
+            tx.conn.execute(where.values(used_at=tx.now))
+            return Verdict(True)
+        tx.conn.execute(where.values(attempts=row["attempts"] + 1))
+        return Verdict(False, attempts_left=max(limit - row["attempts"] - 1, 0))
+
+    return Command(run)
+
+
+# -- staff: unlock a credential, under maker-checker ------------------------------------------
+def _unlock_subject(tx: Tx, params: dict[str, Any]) -> str:
+    if set(params) != {"customer", "kind"} or params["kind"] not in KINDS:
+        raise EbankError("INVALID_INPUT", reason="an unlock names a customer and a credential")
+    if _credential(tx.conn, params["customer"], params["kind"]) is None:
+        raise EbankError("INVALID_INPUT", reason="the customer has no such credential")
+    return f"customer:{params['customer']}"
+
+
+def _unlock(tx: Tx, params: dict[str, Any], checker: str) -> None:
+    """Clear failures and locks, after the customer proved who they are at the counter."""
+    tx.conn.execute(
+        credentials.update()
+        .where(
+            credentials.c.customer_id == params["customer"], credentials.c.kind == params["kind"]
+        )
+        .values(failures=0, locks=0, locked_until=None, permanently_locked=False, updated_at=tx.now)
+    )
+
+
+approvals.register("credential.unlock", _unlock, subject=_unlock_subject)
