@@ -5,7 +5,6 @@ look-ups, races between openings, and the audit record of every opening.
 Every database test runs on SQLite and PostgreSQL and ends with the ledger's invariants."""
 
 import itertools
-import threading
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -19,41 +18,23 @@ from ebank.accounts.models import TYPE_III_CEILING, CustomerAccount
 from ebank.accounts.tables import customer_accounts
 from ebank.core import audit
 from ebank.core.clock import FixedClock
-from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
 from ebank.core.settings import get_settings
 from ebank.core.tables import audit_log
 from ebank.core.writer import Command, Writer
-from ebank.customers.identity import check_digit_for
-from ebank.customers.service import register_enterprise, register_individual
+from ebank.customers.service import register_enterprise
 from ebank.ledger import queries as Q
 from ebank.ledger import service as ledger
 from ebank.ledger.tables import accounts as ledger_accounts
 from ebank.ops import approvals
-from tests.support import WAIT, in_one_batch
+from tests.support import STAFF, VAULT, in_one_batch, person
 
-VAULT = Vault(bytes(range(32)))
-STAFF = "staff:7"
 CHECKER = "staff:9"
 CREDIT_CODE = "91350100M000100Y43"
 _keys = itertools.count()
 
 
 # -- helpers ------------------------------------------------------------------------------
-def person_id(sequence: int) -> str:
-    first17 = f"44030519900615{sequence:03d}"
-    return first17 + check_digit_for(first17)
-
-
-def person(writer: Writer, n: int = 1) -> int:
-    view = writer.execute(
-        register_individual(
-            VAULT, name=f"客户{n}", id_number=person_id(n), mobile="13812345678", actor=STAFF
-        )
-    )
-    return view.id
-
-
 def enterprise(writer: Writer) -> int:
     view = writer.execute(
         register_enterprise(
@@ -449,36 +430,8 @@ def test_two_writers_opening_type_i_at_once_open_one_each_customer(writer, engin
     """Two writers, each with its own connection (as two processes would have), open a
     Type I account for the same customers at the same moment."""
     customers = [person(writer, n) for n in range(1, 6)]
-    other = Writer(engine, clock=clock)
-    results: dict[int, list[Any]] = {}
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
-
-    def race(n: int) -> None:
-        own = (writer, other)[n]
-        try:
-            start.wait(WAIT)
-            out = []
-            for customer in customers:
-                try:
-                    out.append(own.execute(opening(customer, "I"), timeout=WAIT))
-                except Exception as exc:
-                    out.append(exc)
-            results[n] = out
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=race, args=(n,)) for n in range(2)]
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(WAIT * 2)
-    finally:
-        other.close()
-    assert not any(t.is_alive() for t in threads), "a writer hung"
-    assert errors == []
-    for pair in zip(results[0], results[1], strict=True):
+    commands = [opening(customer, "I") for customer in customers]
+    for pair in race_two_writers(writer, engine, clock, commands):
         codes = sorted(code_of(x) for x in pair)
         assert codes == ["TYPE_I_EXISTS", "ok"], pair
     with engine.connect() as conn:

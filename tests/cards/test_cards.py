@@ -27,35 +27,17 @@ from ebank.core.money import MAX_MINOR
 from ebank.core.settings import get_settings
 from ebank.core.tables import audit_log, outbox_events
 from ebank.core.writer import Command, Writer
-from ebank.customers.identity import check_digit_for
-from ebank.customers.service import register_individual
 from ebank.ledger import queries as Q
 from ebank.ledger.tables import accounts as ledger_accounts
 from ebank.ops import approvals
 from ebank.ops.tables import approval_requests
-from tests.support import in_one_batch
+from tests.support import STAFF, VAULT, in_one_batch, person
 
-VAULT = Vault(bytes(range(32)))
-STAFF = "staff:7"
 CHECKER = "staff:9"
 CHANNELS = ("sms", "phone", "online", "mobile")
 
 
 # -- helpers ------------------------------------------------------------------------------
-def person_id(sequence: int) -> str:
-    first17 = f"11010519491231{sequence:03d}"
-    return first17 + check_digit_for(first17)
-
-
-def person(writer: Writer, n: int = 1) -> int:
-    view = writer.execute(
-        register_individual(
-            VAULT, name=f"客户{n}", id_number=person_id(n), mobile="13812345678", actor=STAFF
-        )
-    )
-    return view.id
-
-
 def open_demand(writer: Writer, customer: int, tier: str = "I") -> CustomerAccount:
     return writer.execute(accounts.open_account(customer_id=customer, tier=tier, actor=STAFF))
 

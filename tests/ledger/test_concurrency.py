@@ -22,6 +22,7 @@ from tests.ledger.load_worker import (
     post_random_transfers,
     spawn,
 )
+from tests.support import race_two_writers
 
 THREADS = 16
 OPS_PER_THREAD = 100
@@ -211,23 +212,6 @@ def test_concurrent_holds_on_one_account_never_exceed_what_is_available(writer, 
         assert balance_sum(conn, [shop]) == 142 * 3_00
     assert (view.balance, view.held) == (1_000_00 - 142 * 3_00, 0)
     assert_sound(engine, book)
-
-
-def race_two_writers(writer: Writer, engine: Any, clock: Any, commands: list[Any]) -> Any:
-    """Both `writer` and a second writer (its own connection, as another process would have)
-    run every command, one at a time, at the same time; each one's outcomes, in order."""
-    other = Writer(engine, clock=clock)
-    outcomes: dict[int, list[Any]] = {}
-
-    def race(n: int) -> None:
-        own = (writer, other)[n]
-        outcomes[n] = [outcome_of(own, c) for c in commands]
-
-    try:
-        run_threads(race, 2)
-    finally:
-        other.close()
-    return zip(outcomes[0], outcomes[1], strict=True)
 
 
 def test_two_writers_reversing_the_same_entries_reverse_each_once(writer, engine, clock):

@@ -6,7 +6,6 @@ Every database test runs on SQLite and PostgreSQL and ends with the ledger's inv
 
 import itertools
 import json
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +25,7 @@ from ebank.ledger import queries as Q
 from ebank.ledger import service as ledger
 from ebank.ops import approvals
 from ebank.ops.tables import approval_decisions, approval_requests
-from tests.support import WAIT, in_one_batch
+from tests.support import in_one_batch, race_two_writers
 
 VAULT = Vault(bytes(range(32)))
 MAKER = "staff:7"
@@ -501,36 +500,12 @@ def test_two_writers_approving_the_same_requests_at_once_approve_each_once(
     the same moment: each request is approved once, the loser is told APPROVAL_DECIDED."""
     numbers = [bank.open("II").number for _ in range(8)]
     requests = [propose(writer, "account.freeze", n) for n in numbers]
-    other = Writer(engine, clock=clock)
-    results: dict[int, list[Any]] = {}
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
-
-    def race(n: int) -> None:
-        own, checker = ((writer, "staff:8"), (other, "staff:9"))[n]
-        try:
-            start.wait(WAIT)
-            out = []
-            for rid in requests:
-                try:
-                    out.append(own.execute(approvals.approve(rid, checker=checker), WAIT))
-                except Exception as exc:
-                    out.append(exc)
-            results[n] = out
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=race, args=(n,)) for n in range(2)]
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(WAIT * 2)
-    finally:
-        other.close()
-    assert not any(t.is_alive() for t in threads), "a writer hung"
-    assert errors == []
-    for pair in zip(results[0], results[1], strict=True):
+    pairs = race_two_writers(
+        writer, engine, clock,
+        [approvals.approve(rid, checker="staff:8") for rid in requests],
+        [approvals.approve(rid, checker="staff:9") for rid in requests],
+    )  # fmt: skip
+    for pair in pairs:
         codes = sorted(code_of(x) for x in pair)
         assert codes == ["APPROVAL_DECIDED", "ok"], pair
     assert decisions(engine) == len(requests)

@@ -21,7 +21,7 @@ from ebank.core.errors import EbankError
 from ebank.core.money import digits
 from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Tx
-from ebank.customers.tables import customers
+from ebank.customers import service as customers
 from ebank.ledger import service as ledger
 from ebank.ledger.service import latest_balance
 from ebank.ledger.tables import accounts as ledger_accounts
@@ -75,17 +75,9 @@ def open_account(
         except ValueError:
             raise EbankError("INVALID_INPUT", reason="unknown product or tier") from None
         digits(currency)
-        if type(customer_id) is not int:
-            raise EbankError("INVALID_INPUT", reason="a customer id is an integer")
         # The customer's row lock serialises openings, so two writers cannot both find
         # "no Type I account yet" (SQLite's writer holds the database lock anyway).
-        holder = tx.conn.execute(
-            select(customers.c.kind, customers.c.name)
-            .where(customers.c.id == customer_id)
-            .with_for_update()
-        ).first()
-        if holder is None:
-            raise EbankError("CUSTOMER_NOT_FOUND")
+        holder = customers.holder(tx.conn, customer_id, lock=True)
         person = holder.kind == "individual"
         if person != (tier_ in _PERSON_TIERS):
             raise EbankError(

@@ -25,7 +25,7 @@ from ebank.core.errors import EbankError
 from ebank.core.money import MAX_MINOR
 from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Tx
-from ebank.customers.tables import customers
+from ebank.customers import service as customers
 from ebank.ledger import service as ledger
 from ebank.ops import approvals
 
@@ -99,22 +99,13 @@ def _issue(
     return IssuedCard(_view(row), number)
 
 
-def _customer_name(tx: Tx, customer_id: int) -> str:
-    if type(customer_id) is not int:
-        raise EbankError("INVALID_INPUT", reason="a customer id is an integer")
-    name = tx.conn.execute(select(customers.c.name).where(customers.c.id == customer_id)).scalar()
-    if name is None:
-        raise EbankError("CUSTOMER_NOT_FOUND")
-    return str(name)
-
-
 def issue_debit_card(
     vault: Vault, *, customer_id: int, account_number: str, actor: str, channel: str = "counter"
 ) -> Command[IssuedCard]:
     """A debit card on one of the customer's own active demand accounts."""
 
     def run(tx: Tx) -> IssuedCard:
-        _customer_name(tx, customer_id)
+        customers.holder(tx.conn, customer_id)
         account = accounts.get_account(tx.conn, number=account_number)
         if account.customer_id != customer_id:
             raise EbankError("ACCOUNT_NOT_FOUND")  # someone else's: as if it did not exist
@@ -140,7 +131,7 @@ def issue_credit_card(
     """A credit card with its own ledger account, whose credit line is the card's limit."""
 
     def run(tx: Tx) -> IssuedCard:
-        name = _customer_name(tx, customer_id)
+        name = customers.holder(tx.conn, customer_id).name
         if type(credit_line) is not int or not 0 < credit_line <= MAX_MINOR:
             raise EbankError("INVALID_INPUT", reason="a credit line is a positive amount in fen")
         card_id = tx.new_id("cards")

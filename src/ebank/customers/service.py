@@ -105,6 +105,21 @@ def _view(vault: Vault, row: Any) -> CustomerView:
     )  # fmt: skip
 
 
+def holder(conn: Connection, customer_id: object, *, lock: bool = False) -> Any:
+    """The (kind, name) of a customer that other domains act for; CUSTOMER_NOT_FOUND if none.
+
+    `lock` holds the customer's row to the end of the transaction, to serialise decisions
+    that depend on what the customer already has.
+    """
+    if type(customer_id) is not int:
+        raise EbankError("INVALID_INPUT", reason="a customer id is an integer")
+    query = select(customers.c.kind, customers.c.name).where(customers.c.id == customer_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise EbankError("CUSTOMER_NOT_FOUND")
+    return row
+
+
 def get_customer(conn: Connection, vault: Vault, customer_id: int) -> CustomerView:
     row = conn.execute(select(customers).where(customers.c.id == customer_id)).mappings().first()
     if row is None:

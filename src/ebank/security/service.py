@@ -29,7 +29,7 @@ from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
 from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Tx
-from ebank.customers.tables import customers
+from ebank.customers import service as customers
 from ebank.ops import approvals
 from ebank.security.tables import credentials, one_time_codes
 
@@ -85,13 +85,6 @@ def _check_new_secret(kind: str, value: object) -> str:
     return value
 
 
-def _customer_exists(tx: Tx, customer_id: int) -> None:
-    if type(customer_id) is not int:
-        raise EbankError("INVALID_INPUT", reason="a customer id is an integer")
-    if tx.conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first() is None:
-        raise EbankError("CUSTOMER_NOT_FOUND")
-
-
 def _store(tx: Tx, customer_id: int, kind: str, secret: str) -> None:
     """Set a credential afresh: a new secret clears its failures and locks."""
     existing = _credential(tx.conn, customer_id, kind)
@@ -120,7 +113,7 @@ def set_secret(
     def run(tx: Tx) -> None:
         if kind not in ("login_password", "transaction_pin"):
             raise EbankError("INVALID_INPUT", reason="a secret is a login password or a PIN")
-        _customer_exists(tx, customer_id)
+        customers.holder(tx.conn, customer_id)
         _store(tx, customer_id, kind, _hasher.hash(_check_new_secret(kind, secret)))
         audit.record(
             tx,
@@ -217,7 +210,7 @@ def enroll_token(
     """
 
     def run(tx: Tx) -> str:
-        _customer_exists(tx, customer_id)
+        customers.holder(tx.conn, customer_id)
         secret = pyotp.random_base32()
         _store(tx, customer_id, "token", vault.encrypt(secret, purpose=SEED_PURPOSE))
         audit.record(
@@ -294,7 +287,7 @@ def issue_code(
     """
 
     def run(tx: Tx) -> CodeIssued:
-        _customer_exists(tx, customer_id)
+        customers.holder(tx.conn, customer_id)
         if not purpose or len(purpose) > 32 or not purpose.isidentifier():
             raise EbankError("INVALID_INPUT", reason="a code purpose is a short identifier")
         if not isinstance(message, str) or not 0 < len(message) <= 120:
