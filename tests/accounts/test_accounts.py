@@ -27,7 +27,7 @@ from ebank.ledger import queries as Q
 from ebank.ledger import service as ledger
 from ebank.ledger.tables import accounts as ledger_accounts
 from ebank.ops import approvals
-from tests.support import STAFF, VAULT, in_one_batch, person
+from tests.support import STAFF, VAULT, in_one_batch, person, race_two_writers
 
 CHECKER = "staff:9"
 CREDIT_CODE = "91350100M000100Y43"
