@@ -108,9 +108,18 @@ CATALOGUE: dict[str, ErrorKind] = {
     "CARD_CLOSED": ErrorKind(422, "该卡已注销", "This card is closed"),
     "CARD_EXPIRED": ErrorKind(422, "该卡已过有效期，请换卡", "This card has expired: renew it"),
     "AUTH_FAILED": ErrorKind(
+        401, "登录信息或验证码有误，请核对后重试", "The details or code you entered are not right"
+    ),
+    "AUTH_FAILED_WARNING": ErrorKind(
         401,
-        "登录信息或验证码有误，还可尝试 {attempts_left} 次",
-        "The details or code you entered are not right; {attempts_left} attempts left",
+        "登录信息或验证码有误，再错 {attempts_left} 次将暂时锁定",
+        "The details or code you entered are not right: {attempts_left} more and it locks",
+    ),
+    "AUTH_FAILED_FINAL_WARNING": ErrorKind(
+        401,
+        "登录信息或验证码有误，再错 {attempts_left} 次将锁定，需本人到柜台解锁",
+        "The details or code you entered are not right: {attempts_left} more and it locks "
+        "until you visit a branch",
     ),
     "CREDENTIAL_LOCKED": ErrorKind(
         423,

@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     debit_card_bin: str = Field(default="621799", pattern=r"^[0-9]{6}$")
     credit_card_bin: str = Field(default="625899", pattern=r"^[0-9]{6}$")
     # Authentication (DOMAIN.md §3): consecutive failures that lock a credential, how long a
-    # lock lasts, and after how many locks the next one is permanent (a branch unlocks it).
+    # lock lasts, and which lock is permanent (the 3rd by default; a branch unlocks it).
     auth_max_failures: int = Field(default=5, ge=1)
     auth_lock_minutes: int = Field(default=60, ge=1)
     auth_locks_before_permanent: int = Field(default=3, ge=1)

@@ -16,6 +16,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 import pyotp
@@ -38,6 +39,7 @@ SEED_PURPOSE = "security.token"
 CODE_PURPOSE = "security.sms_code"
 SMS_PURPOSE = "sms.body"
 ISSUER = "ebank"
+WARN_WHEN_LEFT = 2  # a failure this close to a lock says so
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 
 
@@ -58,11 +60,30 @@ def require(verdict: Verdict) -> None:
         raise EbankError("CREDENTIAL_LOCKED_PERMANENTLY")
     if verdict.locked_until is not None:
         raise EbankError("CREDENTIAL_LOCKED", until=verdict.locked_until.isoformat())
-    raise EbankError(
-        "AUTH_FAILED",
-        attempts_left=verdict.attempts_left,
-        next_lock_permanent=verdict.next_lock_permanent,
-    )
+    left = verdict.attempts_left
+    if left is not None and left <= WARN_WHEN_LEFT:
+        code = "AUTH_FAILED_FINAL_WARNING" if verdict.next_lock_permanent else "AUTH_FAILED_WARNING"
+        raise EbankError(code, attempts_left=left)
+    raise EbankError("AUTH_FAILED")
+
+
+def _audited(tx: Tx, customer_id: int, what: str, channel: str, verdict: Verdict) -> Verdict:
+    """Every failed check is in the audit chain, whatever made it fail."""
+    if not verdict.ok:
+        audit.record(
+            tx,
+            actor=f"customer:{customer_id}",
+            action=f"credential.check.{what}",
+            subject=f"customer:{customer_id}",
+            channel=channel,
+            outcome="failed",
+        )
+    return verdict
+
+
+@cache
+def _decoy_hash() -> str:
+    return _hasher.hash(secrets.token_hex(16))
 
 
 # -- secrets the customer knows ----------------------------------------------------------------
@@ -127,6 +148,8 @@ def set_secret(
 
 
 def _credential(conn: Connection, customer_id: int, kind: str) -> Any:
+    if type(customer_id) is not int:
+        raise EbankError("INVALID_INPUT", reason="a customer id is an integer")
     # Locked: concurrent attempts on one credential count one after another.
     query = select(credentials).where(
         credentials.c.customer_id == customer_id, credentials.c.kind == kind
@@ -179,23 +202,13 @@ def check_secret(
 
     def run(tx: Tx) -> Verdict:
         row = _credential(tx.conn, customer_id, kind) if kind in KINDS[:2] else None
-        if row is None:
-            return Verdict(False)  # nothing to compare with: as wrong as a wrong secret
-        try:
-            ok = isinstance(secret, str) and _hasher.verify(row["secret"], secret)
+        stored = _decoy_hash() if row is None else row["secret"]
+        try:  # hashed either way, so that the time taken does not say which customers exist
+            ok = isinstance(secret, str) and _hasher.verify(stored, secret) and row is not None
         except (VerificationError, InvalidHashError):
             ok = False
-        verdict = _attempt(tx, row, ok)
-        if not verdict.ok:
-            audit.record(
-                tx,
-                actor=f"customer:{customer_id}",
-                action=f"credential.check.{kind}",
-                subject=f"customer:{customer_id}",
-                channel=channel,
-                outcome="failed",
-            )
-        return verdict
+        verdict = Verdict(False) if row is None else _attempt(tx, row, ok)
+        return _audited(tx, customer_id, kind, channel, verdict)
 
     return Command(run)
 
@@ -233,7 +246,7 @@ def check_token(
     def run(tx: Tx) -> Verdict:
         row = _credential(tx.conn, customer_id, "token")
         if row is None:
-            return Verdict(False)
+            return _audited(tx, customer_id, "token", channel, Verdict(False))
         totp = pyotp.TOTP(vault.decrypt(row["secret"], purpose=SEED_PURPOSE))
         now_step = int(tx.now.timestamp()) // totp.interval
         matched = None
@@ -244,16 +257,7 @@ def check_token(
         # A code already used (or an older one) is a replay: refused, and counted.
         fresh = matched is not None and (row["last_step"] is None or matched > row["last_step"])
         verdict = _attempt(tx, row, fresh, **({"last_step": matched} if fresh else {}))
-        if not verdict.ok:
-            audit.record(
-                tx,
-                actor=f"customer:{customer_id}",
-                action="credential.check.token",
-                subject=f"customer:{customer_id}",
-                channel=channel,
-                outcome="failed",
-            )
-        return verdict
+        return _audited(tx, customer_id, "token", channel, verdict)
 
     return Command(run)
 
@@ -358,7 +362,7 @@ def check_code(
         )
         limit = get_settings().auth_max_failures
         if row is None or as_utc(row["expires_at"]) <= tx.now or row["attempts"] >= limit:
-            return Verdict(False)
+            return _audited(tx, customer_id, "sms_code", "sms", Verdict(False))
         expected = vault.lookup_hash(f"{row['id']}:{code}", purpose=CODE_PURPOSE)
         ok = (
             isinstance(code, str)
@@ -370,7 +374,8 @@ def check_code(
             tx.conn.execute(where.values(used_at=tx.now))
             return Verdict(True)
         tx.conn.execute(where.values(attempts=row["attempts"] + 1))
-        return Verdict(False, attempts_left=max(limit - row["attempts"] - 1, 0))
+        verdict = Verdict(False, attempts_left=max(limit - row["attempts"] - 1, 0))
+        return _audited(tx, customer_id, "sms_code", "sms", verdict)
 
     return Command(run)
 
