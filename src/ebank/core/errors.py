@@ -131,6 +131,10 @@ CATALOGUE: dict[str, ErrorKind] = {
         "错误次数过多，已锁定，请本人携身份证件到柜台解锁",
         "Too many wrong attempts: locked; please visit a branch with your ID to unlock",
     ),
+    "SESSION_EXPIRED": ErrorKind(
+        401, "登录已超时或已退出，请重新登录", "Your session has ended: please log in again"
+    ),
+    "SESSION_NOT_FOUND": ErrorKind(404, "会话不存在", "Session not found"),
     "NOT_FOUND": ErrorKind(404, "请求的地址不存在", "No such address"),
     "METHOD_NOT_ALLOWED": ErrorKind(
         405, "该地址不支持此操作", "This address does not allow that method"

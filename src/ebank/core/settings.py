@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     auth_lock_minutes: int = Field(default=60, ge=1)
     auth_locks_before_permanent: int = Field(default=3, ge=1)
     sms_code_ttl_seconds: int = Field(default=300, ge=30, le=300)
+    # Online and mobile sessions end after this long idle, and this long in all.
+    session_idle_seconds: int = Field(default=300, ge=60)
+    session_absolute_hours: int = Field(default=12, ge=1)
     # Background jobs queue (huey); SQLite file by default.
     jobs_path: Path = Path("var/jobs.db")
     # How long a stored idempotent answer is kept; the API promises at least 24 hours.

@@ -51,3 +51,19 @@ one_time_codes = Table(
     Column("created_at", UTC_TIME, nullable=False),
 )
 Index("ix_one_time_codes_customer_purpose", one_time_codes.c.customer_id, one_time_codes.c.purpose)
+
+# A session token is handed to the customer once; only its hash is kept.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("customer_id", ID, ForeignKey("customers.id"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("device", String(64), nullable=False),  # a hash of the device's id, or ""
+    Column("started_at", UTC_TIME, nullable=False),
+    Column("last_seen_at", UTC_TIME, nullable=False),
+    Column("ended_at", UTC_TIME, nullable=True),
+    Column("end_reason", String(16), nullable=True),  # logout | revoked (by the customer)
+)
+Index("ix_sessions_customer_id", sessions.c.customer_id)

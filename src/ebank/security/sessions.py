@@ -1,0 +1,163 @@
+"""Sessions of online and mobile banking: a random token handed over once, stored hashed,
+ended after `session_idle_seconds` without use or `session_absolute_hours` in all.
+
+A session starts only after the caller has checked the customer's factors; it records the
+channel and a hash of the device. Customers see and end their own sessions, and only theirs.
+"""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from ebank.core import audit
+from ebank.core.clock import as_utc
+from ebank.core.errors import EbankError
+from ebank.core.settings import get_settings
+from ebank.core.writer import Command, Tx
+from ebank.customers import service as customers
+from ebank.security.tables import sessions
+
+SESSION_CHANNELS = ("online", "mobile")
+
+
+def _digest(token: str) -> str:
+    # The token is 256 random bits, so a plain hash is enough: nothing to guess.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: int
+    customer_id: int
+    channel: str
+    started_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    session: Session
+    token: str  # given to the customer's browser or app once
+
+
+def start(*, customer_id: int, channel: str, device: str = "") -> Command[Started]:
+    """Open a session for a customer whose factors the caller has just checked."""
+
+    def run(tx: Tx) -> Started:
+        if channel not in SESSION_CHANNELS:
+            raise EbankError("INVALID_INPUT", reason=f"sessions are for {SESSION_CHANNELS}")
+        if not isinstance(device, str) or len(device) > 200:
+            raise EbankError("INVALID_INPUT", reason="a device id is at most 200 characters")
+        customers.holder(tx.conn, customer_id)
+        token = secrets.token_urlsafe(32)
+        device_hash = _digest(device) if device else ""
+        row = {
+            "token_hash": _digest(token),
+            "customer_id": customer_id,
+            "channel": channel,
+            "device": device_hash,
+            "started_at": tx.now,
+            "last_seen_at": tx.now,
+        }
+        session_id = tx.conn.execute(sessions.insert().values(row)).inserted_primary_key[0]
+        audit.record(
+            tx,
+            actor=f"customer:{customer_id}",
+            action="session.start",
+            subject=f"session:{session_id}",
+            channel=channel,
+        )
+        return Started(_view({**row, "id": session_id}), token)
+
+    return Command(run)
+
+
+def _ending(row: Any, now: datetime) -> str | None:
+    """Why a live session has run out at `now`, or None while it may go on."""
+    settings = get_settings()
+    if now - as_utc(row["started_at"]) >= timedelta(hours=settings.session_absolute_hours):
+        return "absolute"
+    if now - as_utc(row["last_seen_at"]) >= timedelta(seconds=settings.session_idle_seconds):
+        return "idle"
+    return None
+
+
+def resume(token: str) -> Command[Session]:
+    """The session a request's token belongs to, its clock of idleness reset.
+
+    An unknown, ended or run-out token is SESSION_EXPIRED. Running out is worked out from the
+    session's own times on every use, so nothing has to happen at the moment it runs out.
+    """
+
+    def run(tx: Tx) -> Session:
+        if not isinstance(token, str) or not 0 < len(token) <= 100:
+            raise EbankError("SESSION_EXPIRED")
+        row = (
+            tx.conn.execute(
+                select(sessions).where(sessions.c.token_hash == _digest(token)).with_for_update()
+            )
+            .mappings()
+            .first()
+        )
+        if row is None or row["ended_at"] is not None:
+            raise EbankError("SESSION_EXPIRED")
+        if _ending(row, tx.now) is not None:
+            raise EbankError("SESSION_EXPIRED")
+        tx.conn.execute(
+            sessions.update().where(sessions.c.id == row["id"]).values(last_seen_at=tx.now)
+        )
+        return _view({**row, "last_seen_at": tx.now})
+
+    return Command(run)
+
+
+def end(*, customer_id: int, session_id: int, reason: str = "logout") -> Command[None]:
+    """End one of the customer's own sessions (logout, or "sign out that device")."""
+
+    def run(tx: Tx) -> None:
+        row = (
+            tx.conn.execute(select(sessions).where(sessions.c.id == session_id).with_for_update())
+            .mappings()
+            .first()
+        )
+        if row is None or row["customer_id"] != customer_id:
+            raise EbankError("SESSION_NOT_FOUND")  # someone else's is as unknown as none
+        if row["ended_at"] is None:
+            tx.conn.execute(
+                sessions.update()
+                .where(sessions.c.id == session_id)
+                .values(ended_at=tx.now, end_reason=reason)
+            )
+            audit.record(
+                tx,
+                actor=f"customer:{customer_id}",
+                action=f"session.end.{reason}",
+                subject=f"session:{session_id}",
+                channel=row["channel"],
+            )
+
+    return Command(run)
+
+
+def live_sessions(conn: Connection, customer_id: int, *, now: datetime) -> list[Session]:
+    """The customer's sessions still usable at `now`, newest first (for "my devices")."""
+    rows = conn.execute(
+        select(sessions)
+        .where(sessions.c.customer_id == customer_id, sessions.c.ended_at.is_(None))
+        .order_by(sessions.c.id.desc())
+    ).mappings()
+    return [_view(row) for row in rows if _ending(row, now) is None]
+
+
+def _view(row: Any) -> Session:
+    return Session(
+        row["id"],
+        row["customer_id"],
+        row["channel"],
+        as_utc(row["started_at"]),
+        as_utc(row["last_seen_at"]),
+    )
