@@ -3,16 +3,23 @@
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
+import pyotp
 import pytest
 from sqlalchemy import update
 
+from ebank import demo
+from ebank.core.crypto import Vault
 from ebank.core.db import make_engine
 from ebank.core.pgcluster import find_pg_bin
 from ebank.core.tables import audit_log
+from ebank.core.writer import Writer
 from ebank.ledger import queries
 from ebank.ledger.chart import CHART
+from ebank.security import service as security
 from tests.conftest import missing
 
 RESULT = re.compile(
@@ -21,12 +28,19 @@ RESULT = re.compile(
 )
 
 
-def ebank(*args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
+def ebank(
+    *args: str, url: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the command as an operator would, in `cwd` (where its var/ files go)."""
     env = {"PATH": "/usr/bin:/bin", "EBANK_DATABASE_URL": url or ""}
     return subprocess.run(
         [sys.executable, "-m", "ebank.cli", *args],
-        capture_output=True, text=True, timeout=300, env={k: v for k, v in env.items() if v},
-    )  # fmt: skip
+        cwd=cwd or tempfile.gettempdir(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in env.items() if v},
+    )
 
 
 @pytest.fixture
@@ -45,20 +59,45 @@ def test_db_upgrade_creates_the_schema_and_the_chart_of_accounts_and_can_repeat(
     assert sorted(a.code for a in internal) == sorted(item.code for item in CHART)
 
 
-def test_demo_seeds_once_however_often_it_runs_and_prints_the_customers(sqlite_url):
-    first = ebank("demo", "--no-serve", url=sqlite_url)
-    second = ebank("demo", "--no-serve", url=sqlite_url)
+def test_demo_seeds_once_however_often_it_runs_and_prints_the_customers(sqlite_url, tmp_path):
+    first = ebank("demo", "--no-serve", url=sqlite_url, cwd=tmp_path)
+    second = ebank("demo", "--no-serve", url=sqlite_url, cwd=tmp_path)
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     assert "张三 Zhang San" in first.stdout and "49927.00" in first.stdout
-    assert first.stdout == second.stdout  # the second run moved no money
+
+    def account_lines(out: str) -> list[str]:
+        return [line for line in out.splitlines() if "6217001" in line]
+
+    assert len(account_lines(first.stdout)) == 4
+    assert account_lines(first.stdout) == account_lines(second.stdout)  # no money moved again
+    assert first.stdout.count("otpauth://totp/") == 4  # tokens enrolled once, shown once
+    assert "otpauth://" not in second.stdout
+    # What it prints logs a customer in: the password, and a code from the token URI.
+    uri = next(w for w in first.stdout.split() if w.startswith("otpauth://"))
+    secret = parse_qs(urlparse(uri).query)["secret"][0]
+    customer = int(uri.split("customer-")[1].split("?")[0])
+    vault = Vault.from_text((tmp_path / "var" / "data.key").read_text())
+    engine = make_engine(sqlite_url)
+    writer = Writer(engine)
+    try:
+        assert writer.execute(
+            security.check_secret(
+                customer_id=customer, kind="login_password", secret=demo.DEMO_PASSWORD
+            )
+        ).ok
+        code = pyotp.TOTP(secret).now()
+        assert writer.execute(security.check_token(vault, customer_id=customer, code=code)).ok
+    finally:
+        writer.close()
+        engine.dispose()
     engine = make_engine(sqlite_url)
     with engine.connect() as conn:
         assert queries.check_invariants(conn) == []
     engine.dispose()
 
 
-def test_audit_verify_passes_an_intact_log_and_fails_an_altered_one(sqlite_url):
-    assert ebank("demo", "--no-serve", url=sqlite_url).returncode == 0
+def test_audit_verify_passes_an_intact_log_and_fails_an_altered_one(sqlite_url, tmp_path):
+    assert ebank("demo", "--no-serve", url=sqlite_url, cwd=tmp_path).returncode == 0
     intact = ebank("audit", "verify", url=sqlite_url)
     assert intact.returncode == 0 and "intact" in intact.stdout
     engine = make_engine(sqlite_url)
@@ -75,9 +114,17 @@ def test_the_ledger_benchmark_verifies_the_ledger_and_ends_with_one_result_line(
     if db == "postgres" and find_pg_bin() is None:
         missing("postgres", "no PostgreSQL binaries (initdb) were found")
     done = ebank(
-        "bench", "ledger", "--db", db, "--transfers", "600", "--accounts", "40",
-        "--submitters", "16",
-    )  # fmt: skip
+        "bench",
+        "ledger",
+        "--db",
+        db,
+        "--transfers",
+        "600",
+        "--accounts",
+        "40",
+        "--submitters",
+        "16",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.strip().splitlines()
     match = RESULT.match(lines[-1])

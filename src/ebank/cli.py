@@ -73,7 +73,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     engine = make_engine(settings.database_url)
     writer = Writer(engine)
     try:
-        demo.seed(writer, vault)
+        tokens = demo.seed(writer, vault)
     finally:
         writer.close()
     print(f"\nebank demo bank on {_safe_url(settings.database_url)}\n")
@@ -86,6 +86,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
                   f"{customer.mobile_masked:<12} {acc.number:<20} {acc.tier:<9} "
                   f"{format_minor(acc.balance, acc.currency):>14}")  # fmt: skip
     engine.dispose()
+    print(f"\n  every demo customer: login password {demo.DEMO_PASSWORD!r}, "
+          f"transaction PIN {demo.DEMO_PIN!r}")  # fmt: skip
+    if tokens:
+        print("  token (TOTP) enrolment, for an authenticator app (shown once, at seeding):")
+        for customer_id, uri in tokens.items():
+            print(f"    customer {customer_id}: {uri}")
+    else:
+        print("  tokens were enrolled on the first run (their URIs were printed then)")
+    print("  SMS codes wait in the outbox (topic sms.send) until the SMS sender is built")
     if args.no_serve:
         return 0
     host, port = args.host or settings.host, args.port or settings.port

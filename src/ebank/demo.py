@@ -9,7 +9,7 @@ of times on the same database.
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from ebank.accounts import service as accounts
 from ebank.accounts.models import CustomerAccount
@@ -22,6 +22,8 @@ from ebank.customers import service as customers
 from ebank.customers.models import CustomerView, Kind
 from ebank.ledger import service as ledger
 from ebank.ledger.chart import ensure_chart
+from ebank.security import service as security
+from ebank.security.tables import credentials
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +46,14 @@ CUSTOMERS = (
     DemoCustomer("张三 Zhang San", _resident_id("11010519880312001"), "13800138001", 5_000_000),
     DemoCustomer("李四 Li Si", _resident_id("31011519920705003"), "13900139002", 1_280_050),
     DemoCustomer("王五 Wang Wu", _resident_id("44030519750101005"), "13700137003", 30_000),
-    DemoCustomer("青禾科技有限公司 Qinghe Technology Co.", "91350100M000100Y43", "13600136004",
-                 250_000_000),
-)  # fmt: skip
+    DemoCustomer(
+        "青禾科技有限公司 Qinghe Technology Co.", "91350100M000100Y43", "13600136004", 250_000_000
+    ),
+)
 ENTERPRISE_LEGAL_REP = "赵六 Zhao Liu"
+# Demo credentials, printed by `ebank demo`: never use such secrets outside a demo.
+DEMO_PASSWORD = "demo2026pass"  # noqa: S105
+DEMO_PIN = "147258"
 # (payer, payee, fen, memo) by customer position: a little history for the statements.
 TRANSFERS = (
     (0, 1, 12_300, "午餐 AA / lunch"),
@@ -57,18 +63,56 @@ TRANSFERS = (
 ACTOR = "system:demo"
 
 
-def seed(writer: Writer, vault: Vault) -> None:
+def seed(writer: Writer, vault: Vault) -> dict[int, str]:
+    """Seed the bank; the token (TOTP) URI of each customer enrolled by this run."""
     chart = writer.execute(Command(ensure_chart, sql=False))
     held = [_account_of(writer, vault, c) for c in CUSTOMERS]
+    tokens = {}
+    with writer.engine.connect() as conn:
+        enrolled = set(
+            conn.execute(
+                select(credentials.c.customer_id).where(credentials.c.kind == "token")
+            ).scalars()
+        )
+    for account in held:
+        if account.customer_id in enrolled:
+            continue
+        for kind, secret in (("login_password", DEMO_PASSWORD), ("transaction_pin", DEMO_PIN)):
+            writer.execute(
+                security.set_secret(
+                    customer_id=account.customer_id, kind=kind, secret=secret, actor=ACTOR
+                )
+            )
+        tokens[account.customer_id] = writer.execute(
+            security.enroll_token(
+                vault,
+                customer_id=account.customer_id,
+                label=f"customer-{account.customer_id}",
+                actor=ACTOR,
+            )
+        )
     for c, account in zip(CUSTOMERS, held, strict=True):
-        _move(writer, f"deposit-{c.id_number}", chart["GL-CASH-CNY"], account.ledger_account_id,
-              c.deposit, "现金存入 / cash deposit")  # fmt: skip
+        _move(
+            writer,
+            f"deposit-{c.id_number}",
+            chart["GL-CASH-CNY"],
+            account.ledger_account_id,
+            c.deposit,
+            "现金存入 / cash deposit",
+        )
     for n, (payer, payee, amount, memo) in enumerate(TRANSFERS):
-        _move(writer, f"transfer-{n}", held[payer].ledger_account_id,
-              held[payee].ledger_account_id, amount, memo)  # fmt: skip
+        _move(
+            writer,
+            f"transfer-{n}",
+            held[payer].ledger_account_id,
+            held[payee].ledger_account_id,
+            amount,
+            memo,
+        )
     writer.execute(
         Command(lambda tx: audit.record(tx, actor=ACTOR, action="demo.seed", channel="cli"))
     )
+    return tokens
 
 
 def _account_of(writer: Writer, vault: Vault, c: DemoCustomer) -> CustomerAccount:
@@ -86,9 +130,13 @@ def _account_of(writer: Writer, vault: Vault, c: DemoCustomer) -> CustomerAccoun
             )
         else:
             command = customers.register_enterprise(
-                vault, name=c.name, credit_code=c.id_number, mobile=c.mobile,
-                legal_representative=ENTERPRISE_LEGAL_REP, actor=ACTOR,
-            )  # fmt: skip
+                vault,
+                name=c.name,
+                credit_code=c.id_number,
+                mobile=c.mobile,
+                legal_representative=ENTERPRISE_LEGAL_REP,
+                actor=ACTOR,
+            )
         found = writer.execute(command)
     tier = "I" if c.kind == Kind.INDIVIDUAL else "corporate"
     return writer.execute(accounts.open_account(customer_id=found.id, tier=tier, actor=ACTOR))
