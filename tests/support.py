@@ -6,10 +6,13 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
+from ebank.core import audit
 from ebank.core.crypto import Vault
+from ebank.core.errors import EbankError
 from ebank.core.writer import Command, Tx, Writer
 from ebank.customers.identity import check_digit_for
 from ebank.customers.service import register_individual
+from ebank.ledger import queries
 
 WAIT = 30  # seconds: far beyond any test's need, short enough to fail a hang
 VAULT = Vault(bytes(range(32)))  # a fixed data key: tests never touch a real one
@@ -123,3 +126,17 @@ def race_two_writers(
     assert not any(t.is_alive() for t in threads), "a writer hung"
     assert failures == []
     return list(zip(outcomes[0], outcomes[1], strict=True))
+
+
+def code_of(outcome: Any) -> str:
+    """An outcome's error code, the name of an exception that is not a domain error, or "ok"."""
+    if isinstance(outcome, EbankError):
+        return outcome.code
+    return type(outcome).__name__ if isinstance(outcome, BaseException) else "ok"
+
+
+def sound(engine: Any) -> None:
+    """The ledger's invariants hold and the audit chain is intact."""
+    with engine.connect() as conn:
+        assert queries.check_invariants(conn) == []
+        assert audit.verify(conn).ok

@@ -27,7 +27,7 @@ from ebank.ledger import queries as Q
 from ebank.ledger import service as ledger
 from ebank.ledger.tables import accounts as ledger_accounts
 from ebank.ops import approvals
-from tests.support import STAFF, VAULT, in_one_batch, person, race_two_writers
+from tests.support import STAFF, VAULT, code_of, in_one_batch, person, race_two_writers, sound
 
 CHECKER = "staff:9"
 CREDIT_CODE = "91350100M000100Y43"
@@ -69,19 +69,6 @@ def refused(writer: Writer, engine: Engine, command: Command[Any], code: str) ->
     assert caught.value.code == code, caught.value
     assert counts(engine) == before
     return caught.value
-
-
-def code_of(outcome: Any) -> str:
-    """An outcome's error code, the name of an exception that is not a domain error, or "ok"."""
-    if isinstance(outcome, EbankError):
-        return outcome.code
-    return type(outcome).__name__ if isinstance(outcome, BaseException) else "ok"
-
-
-def sound(engine: Engine) -> None:
-    with engine.connect() as conn:
-        assert Q.check_invariants(conn) == []
-        assert audit.verify(conn).ok
 
 
 def look(engine: Engine, number: str) -> CustomerAccount:

@@ -31,7 +31,7 @@ from ebank.ledger import queries as Q
 from ebank.ledger.tables import accounts as ledger_accounts
 from ebank.ops import approvals
 from ebank.ops.tables import approval_requests
-from tests.support import STAFF, VAULT, in_one_batch, person
+from tests.support import STAFF, VAULT, in_one_batch, person, sound
 
 CHECKER = "staff:9"
 CHANNELS = ("sms", "phone", "online", "mobile")
@@ -124,12 +124,6 @@ def audit_details(engine: Engine, prefix: str = "card.") -> list[tuple[str, str,
             .order_by(audit_log.c.id)
         )
         return [tuple(r) for r in rows]
-
-
-def sound(engine: Engine) -> None:
-    with engine.connect() as conn:
-        assert Q.check_invariants(conn) == []
-        assert audit.verify(conn).ok
 
 
 def today(clock: FixedClock) -> date:

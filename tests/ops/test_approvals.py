@@ -25,7 +25,7 @@ from ebank.ledger import queries as Q
 from ebank.ledger import service as ledger
 from ebank.ops import approvals
 from ebank.ops.tables import approval_decisions, approval_requests
-from tests.support import in_one_batch, race_two_writers
+from tests.support import code_of, in_one_batch, race_two_writers, sound
 
 VAULT = Vault(bytes(range(32)))
 MAKER = "staff:7"
@@ -130,19 +130,6 @@ def audit_rows(engine: Engine, action: str) -> list[dict[str, Any]]:
             select(audit_log).where(audit_log.c.action == action).order_by(audit_log.c.id)
         ).mappings()
         return [dict(r) for r in rows]
-
-
-def code_of(outcome: Any) -> str:
-    """An outcome's error code, the name of an exception that is not a domain error, or "ok"."""
-    if isinstance(outcome, EbankError):
-        return outcome.code
-    return type(outcome).__name__ if isinstance(outcome, BaseException) else "ok"
-
-
-def sound(engine: Engine) -> None:
-    with engine.connect() as conn:
-        assert Q.check_invariants(conn) == []
-        assert audit.verify(conn).ok
 
 
 def still_pending(engine: Engine, request_id: int) -> None:
