@@ -9,7 +9,7 @@ of times on the same database.
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from ebank.accounts import service as accounts
 from ebank.accounts.models import CustomerAccount
@@ -23,7 +23,6 @@ from ebank.customers.models import CustomerView, Kind
 from ebank.ledger import service as ledger
 from ebank.ledger.chart import ensure_chart
 from ebank.security import service as security
-from ebank.security.tables import credentials
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +68,7 @@ def seed(writer: Writer, vault: Vault) -> dict[int, str]:
     held = [_account_of(writer, vault, c) for c in CUSTOMERS]
     tokens = {}
     with writer.engine.connect() as conn:
-        enrolled = set(
-            conn.execute(
-                select(credentials.c.customer_id).where(credentials.c.kind == "token")
-            ).scalars()
-        )
+        enrolled = security.holders_of(conn, "token")
     for account in held:
         if account.customer_id in enrolled:
             continue

@@ -46,12 +46,6 @@ class Settings(BaseSettings):
     # How long a stored idempotent answer is kept; the API promises at least 24 hours.
     idempotency_retention_hours: int = Field(default=168, ge=24)
 
-    def sqlite_path(self) -> Path | None:
-        prefix = "sqlite:///"
-        if self.database_url.startswith(prefix):
-            return Path(self.database_url[len(prefix) :])
-        return None
-
 
 @lru_cache
 def get_settings() -> Settings:

@@ -131,6 +131,7 @@ class Tx:
         self.now_param: Any = sqlite_time(now) if self.sqlite else now
         self.business_day = business_date(now)
         self._parts: dict[type[Participant], Participant] = {}
+        self._flush_order: list[Participant] = []  # by `order`: foreign keys between them
         self._touched: list[Participant] = []
         self._sql_allowed = False
         self._ids: dict[str, list[int]] = {}
@@ -152,6 +153,7 @@ class Tx:
         found = self._parts.get(cls)
         if found is None:
             found = self._parts[cls] = cls(self)
+            self._flush_order = sorted(self._parts.values(), key=lambda p: p.order)
         return found  # type: ignore[return-value]
 
     def new_id(self, table: str) -> int:
@@ -176,7 +178,7 @@ class Tx:
         return block.pop()
 
     def flush(self) -> None:
-        for part in sorted(self._parts.values(), key=lambda p: p.order):
+        for part in self._flush_order:
             part.flush()
 
     def _touch(self, part: Participant) -> None:

@@ -147,6 +147,12 @@ def set_secret(
     return Command(run)
 
 
+def holders_of(conn: Connection, kind: str) -> set[int]:
+    """The customers who hold a credential of this kind."""
+    query = select(credentials.c.customer_id).where(credentials.c.kind == kind)
+    return set(conn.execute(query).scalars())
+
+
 def _credential(conn: Connection, customer_id: int, kind: str) -> Any:
     if type(customer_id) is not int:
         raise EbankError("INVALID_INPUT", reason="a customer id is an integer")
