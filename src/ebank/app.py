@@ -13,11 +13,12 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
-from ebank.channels.api import errors, health
+from ebank.channels.api import customer, errors, health, staff
 from ebank.channels.api.health import Metrics
 from ebank.channels.api.middleware import RequestMiddleware
 from ebank.channels.web import pages
 from ebank.core.clock import Clock, SystemClock
+from ebank.core.crypto import Vault
 from ebank.core.db import make_engine
 from ebank.core.settings import Settings, get_settings
 from ebank.core.writer import Writer
@@ -43,8 +44,12 @@ def create_app(
     engine: Engine | None = None,
     writer: Writer | None = None,
     clock: Clock | None = None,
+    vault: Vault | None = None,
 ) -> FastAPI:
-    """The app; the engine and writer are made at start-up unless given (and then not closed)."""
+    """The app; the engine and writer are made at start-up unless given (and then not closed).
+
+    The vault is made from the settings' data key on first use unless given.
+    """
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -73,9 +78,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.vault = vault
     app.state.metrics = Metrics(lambda: getattr(app.state, "writer", None))
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(customer.router)
+    app.include_router(staff.router)
     app.include_router(pages.router)
     app.add_api_route(
         f"{API_PREFIX}/docs", api_docs, methods=["GET"], include_in_schema=False,

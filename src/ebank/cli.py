@@ -1,4 +1,4 @@
-"""The `ebank` command: serve, demo, db upgrade, audit verify, bench."""
+"""The `ebank` command: serve, demo, db upgrade, staff add, audit verify, bench."""
 
 import argparse
 import sys
@@ -95,12 +95,62 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         print("  tokens were enrolled on the first run (their URIs were printed then)")
     print("  SMS codes wait in the outbox (topic sms.send) until the SMS sender is built")
+    mobiles = ", ".join(c.mobile for c in demo.CUSTOMERS if c.kind == "individual")
+    print(f"  persons log in with POST /api/v1/auth/login, login = mobile ({mobiles}) or "
+          "resident ID,")  # fmt: skip
+    print("  then POST /api/v1/auth/login/verify with a token code (or an SMS code: send_sms)")
+    staff_names = " and ".join(f"{u} ({', '.join(r)})" for u, _, r in demo.DEMO_STAFF)
+    print(f"  staff log in with POST /api/v1/staff/auth/login: {staff_names}, "
+          f"password {demo.DEMO_STAFF_PASSWORD!r}")  # fmt: skip
     if args.no_serve:
         return 0
     host, port = args.host or settings.host, args.port or settings.port
     print(f"\nserving on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)\n")
     args.demo = True
     return cmd_serve(args)
+
+
+def cmd_staff_add(args: argparse.Namespace) -> int:
+    """Give someone a console login; the password comes from EBANK_STAFF_PASSWORD or a prompt."""
+    import getpass
+    import os
+
+    from ebank.core.db import make_engine
+    from ebank.core.errors import EbankError
+    from ebank.core.writer import Writer
+    from ebank.migrations import upgrade
+    from ebank.ops import staff
+
+    password = os.environ.get("EBANK_STAFF_PASSWORD")
+    if password is None:
+        password = getpass.getpass("password for the new staff login: ")
+        if getpass.getpass("the same again: ") != password:
+            print("the two passwords differ; nothing was done", file=sys.stderr)
+            return 1
+    try:
+        operator = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        operator = str(os.getuid())
+    settings = get_settings()
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    writer = Writer(engine)
+    try:
+        member = writer.execute(
+            staff.add(
+                username=args.username, name=args.name, roles=tuple(args.role),
+                password=password, actor=f"operator:{operator}",
+            )
+        )  # fmt: skip
+    except EbankError as exc:
+        print(f"refused: {exc.message('en')}", file=sys.stderr)
+        return 1
+    finally:
+        writer.close()
+        engine.dispose()
+    print(f"staff member {member.id} {member.username!r} ({member.name}), roles "
+          f"{', '.join(member.roles)}: logs in with POST /api/v1/staff/auth/login")  # fmt: skip
+    return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -164,6 +214,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)
         if name == "demo":
             p.add_argument("--no-serve", action="store_true", help="seed and print, then exit")
+
+    from ebank.ops.staff import ROLES
+
+    staff = sub.add_parser("staff", help="staff logins").add_subparsers(
+        dest="staff_command", required=True
+    )
+    staff_add = staff.add_parser(
+        "add", help="add a staff login (password from EBANK_STAFF_PASSWORD or a prompt)"
+    )
+    staff_add.add_argument("--username", required=True)
+    staff_add.add_argument("--name", required=True, help="the name shown in the console")
+    staff_add.add_argument(
+        "--role", required=True, action="append", choices=ROLES, help="repeat for several"
+    )
+    staff_add.set_defaults(handler=cmd_staff_add)
 
     worker = add("worker", cmd_worker, "run the background jobs (huey consumer)")
     worker.add_argument("--workers", type=int, default=2)

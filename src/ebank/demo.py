@@ -1,5 +1,5 @@
 """The demo bank: the chart of accounts, a few customers with accounts and money, a little
-history.
+history, and two members of staff (a maker and a checker).
 
 Seeding is idempotent: customers are found by their identity number, accounts are opened only
 when missing, and money moves under fixed idempotency keys. So `make demo` can run any number
@@ -22,6 +22,7 @@ from ebank.customers import service as customers
 from ebank.customers.models import CustomerView, Kind
 from ebank.ledger import service as ledger
 from ebank.ledger.chart import ensure_chart
+from ebank.ops import staff
 from ebank.security import service as security
 
 
@@ -53,6 +54,12 @@ ENTERPRISE_LEGAL_REP = "赵六 Zhao Liu"
 # Demo credentials, printed by `ebank demo`: never use such secrets outside a demo.
 DEMO_PASSWORD = "demo2026pass"  # noqa: S105
 DEMO_PIN = "147258"
+# Console logins: a maker and a checker, so that maker-checker can be tried end to end.
+DEMO_STAFF = (
+    ("teller1", "柜员一 Teller One", ("teller",)),
+    ("super1", "主管一 Supervisor One", ("supervisor",)),
+)
+DEMO_STAFF_PASSWORD = "demo2026staff"  # noqa: S105
 # (payer, payee, fen, memo) by customer position: a little history for the statements.
 TRANSFERS = (
     (0, 1, 12_300, "午餐 AA / lunch"),
@@ -104,6 +111,19 @@ def seed(writer: Writer, vault: Vault) -> dict[int, str]:
             amount,
             memo,
         )
+    for username, name, roles in DEMO_STAFF:
+        with writer.engine.connect() as conn:
+            known = staff.find(conn, username)
+        if known is None:
+            writer.execute(
+                staff.add(
+                    username=username,
+                    name=name,
+                    roles=roles,
+                    password=DEMO_STAFF_PASSWORD,
+                    actor=ACTOR,
+                )
+            )
     writer.execute(
         Command(lambda tx: audit.record(tx, actor=ACTOR, action="demo.seed", channel="cli"))
     )

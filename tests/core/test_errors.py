@@ -98,3 +98,60 @@ def test_error_is_an_exception_with_status_from_the_catalogue() -> None:
     assert EbankError("METHOD_NOT_ALLOWED").status == 405
     assert EbankError("ACCOUNT_NOT_FOUND").status == 404
     assert EbankError("IDEMPOTENCY_CONFLICT", key="k").status == 409
+
+
+# -- one code, several wordings ---------------------------------------------------------------
+_VARIANTS = [(code, name) for code, kind in sorted(CATALOGUE.items()) for name in kind.variants]
+
+
+def test_the_catalogue_has_variant_messages() -> None:
+    assert ("LIMIT_EXCEEDED", "sms_daily") in _VARIANTS
+    assert all(CATALOGUE[code].by for code, _ in _VARIANTS)  # variants are picked by a detail
+
+
+@pytest.mark.parametrize(("code", "variant"), _VARIANTS, ids=lambda v: str(v))
+def test_every_variant_reads_in_zh_and_en_with_the_same_details(code: str, variant: str) -> None:
+    kind = CATALOGUE[code]
+    zh_template, en_template = kind.variants[variant]
+    names = _placeholders(zh_template)
+    assert names == _placeholders(en_template), f"{code}/{variant}: zh and en differ"
+    assert kind.by not in names  # the selector is not a figure to show
+    err = EbankError(code, **{name: f"<{name}>" for name in names}, **{kind.by: variant})
+    zh, en = err.message("zh"), err.message("en")
+    assert _CJK.search(zh), f"{code}/{variant}: the zh message has no Chinese"
+    assert not _CJK.search(en), f"{code}/{variant}: the en message has Chinese"
+    for name in names:
+        assert f"<{name}>" in zh and f"<{name}>" in en
+    assert "{" not in zh and "{" not in en
+    # The variant is what is shown, not the generic wording.
+    generic = EbankError(code, **{name: f"<{name}>" for name in names})
+    assert (zh, en) != (generic.message("zh"), generic.message("en"))
+
+
+def test_the_detail_named_by_the_code_picks_the_wording() -> None:
+    err = EbankError("LIMIT_EXCEEDED", limit="sms_daily", cap="20000.00", remaining="5000.00")
+    assert err.message("en") == (
+        "Above the daily limit for SMS codes (¥20000.00; ¥5000.00 left today): use your token "
+        "or certificate"
+    )
+    assert err.message("zh").startswith("超过短信验证码的日累计限额 ¥20000.00")
+    assert err.to_dict("en")["details"]["limit"] == "sms_daily"
+
+
+@pytest.mark.parametrize("limit", ["no_such_limit", "", None, 7, "SMS_DAILY"])
+def test_an_unknown_variant_falls_back_to_the_generic_wording(limit: object) -> None:
+    err = EbankError("LIMIT_EXCEEDED", limit=limit, cap="1000.00", remaining="250.00")
+    kind = CATALOGUE["LIMIT_EXCEEDED"]
+    assert err.message("en") == kind.en.format(cap="1000.00", remaining="250.00")
+    assert err.message("zh") == kind.zh.format(cap="1000.00", remaining="250.00")
+    assert err.message("en") == "Above a limit of ¥1000.00 (¥250.00 left today)"
+
+
+def test_without_the_selecting_detail_the_generic_wording_is_used() -> None:
+    err = EbankError("LIMIT_EXCEEDED", cap="1.00", remaining="0.00")
+    assert err.message("zh") == "超过限额 ¥1.00（今日还可支付 ¥0.00）"
+
+
+def test_a_variant_missing_a_detail_leaves_its_template_usable() -> None:
+    err = EbankError("LIMIT_EXCEEDED", limit="tier_daily", cap="10000.00", remaining="0.00")
+    assert err.message("en") == CATALOGUE["LIMIT_EXCEEDED"].variants["tier_daily"][1]

@@ -179,18 +179,26 @@ def _move(tx: Tx, card: Any, to: CardStatus, actor: str, channel: str) -> Card:
 
 
 def report_lost(
-    vault: Vault, *, customer_id: int, card_number: str, channel: str, actor: str | None = None
-) -> Command[Card]:
+    vault: Vault, *, customer_id: int, card_number: str | None = None, card_id: int | None = None,
+    channel: str, actor: str | None = None,
+) -> Command[Card]:  # fmt: skip
     """挂失: the holder stops their card at once, from any channel, at any hour.
 
-    Reporting a card that is already reported lost answers as before, so a customer who
-    repeats themselves (or a retried SMS) is not told off.
+    The card is named by its number (typed on the phone or at an ATM) or by its id (picked
+    from the holder's own list in the app). Reporting a card that is already reported lost
+    answers as before, so a customer who repeats themselves (or a retried SMS) is not told off.
     """
 
     def run(tx: Tx) -> Card:
         if channel not in CUSTOMER_CHANNELS:
             raise EbankError("INVALID_INPUT", reason=f"a channel is one of {CUSTOMER_CHANNELS}")
-        card = _holders_card(tx.conn, vault, customer_id, card_number)
+        if card_id is None:
+            card = _holders_card(tx.conn, vault, customer_id, card_number)
+        else:
+            query = select(cards).where(cards.c.id == card_id)
+            card = tx.conn.execute(query).mappings().first()
+            if card is None or card["customer_id"] != customer_id:
+                raise EbankError("CARD_NOT_FOUND")  # someone else's is as unknown as none
         if card["status"] == CardStatus.REPORTED_LOST:
             return _view(card)
         done = _move(
@@ -229,17 +237,28 @@ def _holders_card(conn: Connection, vault: Vault, customer_id: int, number: str)
     return card
 
 
-def usable(conn: Connection, vault: Vault, card_number: str, *, today: date) -> Card:
-    """The card a payment names, if it may pay: active and not expired; else why not."""
+def find_card(conn: Connection, vault: Vault, card_number: str) -> Card | None:
+    """The card with this number, whatever its status; None if the bank has no such card."""
     row = _card_row(conn, vault, card_number)
-    if row is None:
-        raise EbankError("CARD_NOT_FOUND")
-    refusal = _REFUSALS.get(CardStatus(row["status"]))
+    return None if row is None else _view(row)
+
+
+def check_usable(card: Card, *, today: date) -> Card:
+    """The card, if it may pay: active and not expired; else the error that says why not."""
+    refusal = _REFUSALS.get(CardStatus(card.status))
     if refusal:
         raise EbankError(refusal)
-    if row["expires"] < today:
+    if card.expires < today:
         raise EbankError("CARD_EXPIRED")
-    return _view(row)
+    return card
+
+
+def usable(conn: Connection, vault: Vault, card_number: str, *, today: date) -> Card:
+    """The card a payment names, if it may pay; else why not."""
+    card = find_card(conn, vault, card_number)
+    if card is None:
+        raise EbankError("CARD_NOT_FOUND")
+    return check_usable(card, today=today)
 
 
 def _view(row: Any) -> Card:

@@ -4,7 +4,7 @@ Channels map them: the API to HTTP status + `{"code", "message", "details"}`, th
 readable page, SMS to a short reply. A code never changes meaning once published.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -13,6 +13,9 @@ class ErrorKind:
     status: int
     zh: str
     en: str
+    # One code, several wordings: the detail named `by` picks a (zh, en) pair from `variants`.
+    by: str = ""
+    variants: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 # Messages may use {placeholders} filled from the error's details.
@@ -135,6 +138,112 @@ CATALOGUE: dict[str, ErrorKind] = {
         401, "登录已超时或已退出，请重新登录", "Your session has ended: please log in again"
     ),
     "SESSION_NOT_FOUND": ErrorKind(404, "会话不存在", "Session not found"),
+    "CERTIFICATE_NOT_FOUND": ErrorKind(
+        404,
+        "证书不存在，请到柜台申领U盾证书",
+        "Certificate not found: a USB-key certificate is issued at a branch",
+    ),
+    "CERTIFICATE_EXPIRED": ErrorKind(
+        422, "您的证书已过有效期，请更新证书", "Your certificate has expired: please renew it"
+    ),
+    "INVALID_CSR": ErrorKind(
+        400, "证书申请有误：{reason}", "Invalid certificate request: {reason}"
+    ),
+    "NOT_ENROLLED": ErrorKind(
+        403,
+        "您尚未开通该渠道的电子银行，请到柜台签约，或用银行卡、密码和短信验证码在线自助开通",
+        "You are not enrolled for this channel: enrol at a branch, or online with your card, "
+        "its PIN and an SMS code",
+    ),
+    "ABOVE_BANK_MAXIMUM": ErrorKind(
+        422,
+        "超过本行允许的最高限额（日累计 ¥{daily}，单笔 ¥{per_payment}）",
+        "Above the bank's maximum (¥{daily} a day, ¥{per_payment} a payment)",
+    ),
+    "STRONGER_FACTOR_REQUIRED": ErrorKind(
+        403,
+        "该交易需使用更安全的认证方式确认（短信验证码、动态口令或数字证书）",
+        "This needs a stronger confirmation: an SMS code, your token or your certificate",
+    ),
+    "CERTIFICATE_REQUIRED": ErrorKind(
+        403,
+        "当日向他人转账累计超过 ¥{threshold}，需使用数字证书（U盾）确认",
+        "Transfers to others above ¥{threshold} in a day need your certificate (USB key)",
+    ),
+    "LARGE_TRANSFER_WARNING": ErrorKind(
+        428,
+        "大额转账提醒：今日向他人付款将超过 ¥{threshold}。请核实收款人，谨防诈骗；确认后可继续",
+        "Large transfer: today's payments to others would pass ¥{threshold}. Check who the "
+        "payee is and beware of fraud; confirm to go on",
+    ),
+    "LIMIT_EXCEEDED": ErrorKind(
+        422,
+        "超过限额 ¥{cap}（今日还可支付 ¥{remaining}）",
+        "Above a limit of ¥{cap} (¥{remaining} left today)",
+        by="limit",
+        variants={
+            "channel_per_payment": (
+                "超过该渠道约定的单笔限额 ¥{cap}；请减少金额，或用动态口令提高约定限额",
+                "Above the per-payment limit agreed for this channel (¥{cap}): lower the "
+                "amount, or raise the limit with your token",
+            ),
+            "channel_daily": (
+                "超过该渠道约定的日累计限额 ¥{cap}（今日还可支付 ¥{remaining}）；"
+                "请明日再付，或用动态口令提高约定限额",
+                "Above the daily limit agreed for this channel (¥{cap}; ¥{remaining} left "
+                "today): pay tomorrow, or raise the limit with your token",
+            ),
+            "sms_daily": (
+                "超过短信验证码的日累计限额 ¥{cap}（今日还可 ¥{remaining}）；"
+                "请改用动态口令或数字证书",
+                "Above the daily limit for SMS codes (¥{cap}; ¥{remaining} left today): use "
+                "your token or certificate",
+            ),
+            "token_daily": (
+                "超过动态口令的日累计限额 ¥{cap}（今日还可 ¥{remaining}）；请明日再付或到柜台办理",
+                "Above the daily limit for token codes (¥{cap}; ¥{remaining} left today): pay "
+                "tomorrow or at a branch",
+            ),
+            "certificate_daily": (
+                "超过数字证书的日累计限额 ¥{cap}（今日还可 ¥{remaining}）；"
+                "请改用动态口令或到柜台办理",
+                "Above the daily limit for certificates (¥{cap}; ¥{remaining} left today): use "
+                "your token or pay at a branch",
+            ),
+            "uncertified_per_payment": (
+                "未使用数字证书的网上支付单笔不超过 ¥{cap}；请使用数字证书（U盾）支付",
+                "Internet payments without a certificate are at most ¥{cap} each: pay with "
+                "your certificate (USB key)",
+            ),
+            "uncertified_daily": (
+                "未使用数字证书的网上支付每日累计不超过 ¥{cap}（今日还可 ¥{remaining}）；"
+                "请使用数字证书（U盾）支付",
+                "Internet payments without a certificate are at most ¥{cap} a day (¥{remaining} "
+                "left today): pay with your certificate (USB key)",
+            ),
+            "tier_daily": (
+                "超过{tier}类账户的日累计限额 ¥{cap}（今日还可 ¥{remaining}）；请使用Ⅰ类账户支付",
+                "Above the daily limit of a Type {tier} account (¥{cap}; ¥{remaining} left "
+                "today): pay from your Type I account",
+            ),
+            "tier_yearly": (
+                "超过{tier}类账户的年累计限额 ¥{cap}（本年还可 ¥{remaining}）；请使用Ⅰ类账户支付",
+                "Above the yearly limit of a Type {tier} account (¥{cap}; ¥{remaining} left "
+                "this year): pay from your Type I account",
+            ),
+        },
+    ),
+    "AUTH_REQUIRED": ErrorKind(401, "请先登录", "Please log in first"),
+    "FORBIDDEN": ErrorKind(403, "您无权办理该业务", "You are not allowed to do this"),
+    "STAFF_EXISTS": ErrorKind(
+        409, "用户名 {username} 已被使用", "The username {username} is already taken"
+    ),
+    "DEVICE_NOT_FOUND": ErrorKind(404, "设备不存在或未绑定", "Device not found"),
+    "TOO_MANY_DEVICES": ErrorKind(
+        422,
+        "最多可绑定 {limit} 台设备，请先解绑不再使用的设备",
+        "At most {limit} devices can be bound: unbind one you no longer use first",
+    ),
     "NOT_FOUND": ErrorKind(404, "请求的地址不存在", "No such address"),
     "METHOD_NOT_ALLOWED": ErrorKind(
         405, "该地址不支持此操作", "This address does not allow that method"
@@ -158,7 +267,8 @@ class EbankError(Exception):
 
     def message(self, lang: str = "zh") -> str:
         kind = CATALOGUE[self.code]
-        template = kind.zh if lang.startswith("zh") else kind.en
+        zh, en = kind.variants.get(self.details.get(kind.by, ""), (kind.zh, kind.en))
+        template = zh if lang.startswith("zh") else en
         try:
             return template.format(**self.details)
         except (KeyError, IndexError):

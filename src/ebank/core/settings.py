@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # Online and mobile sessions end after this long idle, and this long in all.
     session_idle_seconds: int = Field(default=300, ge=60)
     session_absolute_hours: int = Field(default=12, ge=1)
+    # Mobile banking devices a customer may have bound at once; a new one needs an SMS code.
+    max_bound_devices: int = Field(default=5, ge=1)
     # Background jobs queue (huey); SQLite file by default.
     jobs_path: Path = Path("var/jobs.db")
     # How long a stored idempotent answer is kept; the API promises at least 24 hours.

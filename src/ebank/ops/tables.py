@@ -1,6 +1,17 @@
-"""Maker-checker tables: a request and, once decided, its decision. Both are append-only."""
+"""Staff operations: the staff themselves; maker-checker requests and decisions (append-only)."""
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
 
 from ebank.core.db import metadata
 from ebank.core.tables import ID, UTC_TIME
@@ -29,4 +40,33 @@ approval_decisions = Table(
     Column("note", String(500), nullable=False),
     Column("decided_at", UTC_TIME, nullable=False),
     CheckConstraint("outcome IN ('approved', 'rejected')", name="outcome"),
+)
+
+# Bank staff who log in to the console. The password columns are those of a customer's
+# credential (security.tables.credentials), so one piece of code counts the attempts of both.
+staff = Table(
+    "staff",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("username", String(32), nullable=False, unique=True),
+    Column("name", String(100), nullable=False),
+    Column("roles", String(100), nullable=False),  # comma-separated, sorted
+    Column("secret", Text, nullable=False),  # the login password's argon2id hash
+    Column("failures", Integer, nullable=False),  # consecutive
+    Column("locks", Integer, nullable=False),  # temporary locks so far
+    Column("locked_until", UTC_TIME, nullable=True),
+    Column("permanently_locked", Boolean, nullable=False),
+    Column("updated_at", UTC_TIME, nullable=False),
+    Column("created_at", UTC_TIME, nullable=False),
+)
+
+# Bank parameters (limits, thresholds...) that differ from the defaults in code: a row exists
+# once staff changed one under maker-checker. The audit chain keeps each change's history.
+bank_parameters = Table(
+    "bank_parameters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+    Column("changed_by", String(128), nullable=False),
+    Column("changed_at", UTC_TIME, nullable=False),
 )

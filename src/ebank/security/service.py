@@ -17,29 +17,30 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Table, select
 
-from ebank.core import audit, outbox
+from ebank.core import audit
 from ebank.core.clock import as_utc
 from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
 from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Tx
 from ebank.customers import service as customers
+from ebank.notify import service as notify
 from ebank.ops import approvals
 from ebank.security.tables import credentials, one_time_codes
 
 KINDS = ("login_password", "transaction_pin", "token")
 SEED_PURPOSE = "security.token"
 CODE_PURPOSE = "security.sms_code"
-SMS_PURPOSE = "sms.body"
 ISSUER = "ebank"
 WARN_WHEN_LEFT = 2  # a failure this close to a lock says so
+T = TypeVar("T")
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 
 
@@ -65,6 +66,24 @@ def require(verdict: Verdict) -> None:
         code = "AUTH_FAILED_FINAL_WARNING" if verdict.next_lock_permanent else "AUTH_FAILED_WARNING"
         raise EbankError(code, attempts_left=left)
     raise EbankError("AUTH_FAILED")
+
+
+@dataclass(frozen=True, slots=True)
+class Checked(Generic[T]):
+    """The answer of a command that checks a factor before it acts.
+
+    A failed check must be committed (it counts towards the lockout), so such a command does
+    not raise: it returns the failed verdict having done nothing else. `value()` raises the
+    customer-facing error, or gives what the command did.
+    """
+
+    verdict: Verdict
+    result: T | None = None
+
+    def value(self) -> T:
+        require(self.verdict)
+        assert self.result is not None
+        return self.result
 
 
 def _audited(tx: Tx, customer_id: int, what: str, channel: str, verdict: Verdict) -> Verdict:
@@ -126,6 +145,14 @@ def _store(tx: Tx, customer_id: int, kind: str, secret: str) -> None:
         )
 
 
+def hash_secret(kind: str, secret: object) -> str:
+    """The argon2id hash of a new login password or PIN, once it meets the rules for its kind.
+
+    Staff passwords follow the login-password rules too.
+    """
+    return _hasher.hash(_check_new_secret(kind, secret))
+
+
 def set_secret(
     *, customer_id: int, kind: str, secret: str, actor: str, channel: str = "counter"
 ) -> Command[None]:
@@ -135,7 +162,7 @@ def set_secret(
         if kind not in ("login_password", "transaction_pin"):
             raise EbankError("INVALID_INPUT", reason="a secret is a login password or a PIN")
         customers.holder(tx.conn, customer_id)
-        _store(tx, customer_id, kind, _hasher.hash(_check_new_secret(kind, secret)))
+        _store(tx, customer_id, kind, hash_secret(kind, secret))
         audit.record(
             tx,
             actor=actor,
@@ -163,15 +190,23 @@ def _credential(conn: Connection, customer_id: int, kind: str) -> Any:
     return conn.execute(query.with_for_update()).mappings().first()
 
 
-def _attempt(tx: Tx, row: Any, ok: bool, **extra: Any) -> Verdict:
-    """Record an attempt on a credential and say what it means for the customer."""
+def _attempt(
+    tx: Tx, row: Any, ok: bool, *, table: Table = credentials, settle: bool = True, **extra: Any
+) -> Verdict:
+    """Record an attempt on a credential and say what it means for the customer.
+
+    `table` is `credentials` or another table with its counting columns (staff). With
+    `settle=False` a success leaves the run of failures as it is: the first of two factors.
+    """
     settings = get_settings()
     if row["permanently_locked"]:
         return Verdict(False, permanent=True)
     locked_until = row["locked_until"] and as_utc(row["locked_until"])
     if locked_until is not None and locked_until > tx.now:
         return Verdict(False, locked_until=locked_until)
-    where = credentials.update().where(credentials.c.id == row["id"])
+    where = table.update().where(table.c.id == row["id"])
+    if ok and not settle:
+        return Verdict(True)
     if ok:
         # Success ends the run of failures, and with it the way to a permanent lock.
         tx.conn.execute(
@@ -201,19 +236,33 @@ def _attempt(tx: Tx, row: Any, ok: bool, **extra: Any) -> Verdict:
     return Verdict(False, locked_until=until)
 
 
+def verify_secret(
+    tx: Tx, table: Table, row: Any | None, secret: object, *, settle: bool = True
+) -> Verdict:
+    """Check a secret against the argon2id hash of a credential-like row and count the attempt.
+
+    Without a row (no such customer, credential or staff member) it hashes a decoy and fails,
+    so that the time taken does not say who exists.
+    """
+    stored = _decoy_hash() if row is None else row["secret"]
+    try:
+        ok = isinstance(secret, str) and _hasher.verify(stored, secret) and row is not None
+    except (VerificationError, InvalidHashError):
+        ok = False
+    return Verdict(False) if row is None else _attempt(tx, row, ok, table=table, settle=settle)
+
+
 def check_secret(
-    *, customer_id: int, kind: str, secret: str, channel: str = "online"
+    *, customer_id: int, kind: str, secret: str, channel: str = "online", settle: bool = True
 ) -> Command[Verdict]:
-    """Check a login password or transaction PIN; the attempt counts towards the lockout."""
+    """Check a login password or transaction PIN; the attempt counts towards the lockout.
+
+    `settle=False` for the first of two factors: a success does not yet end a run of failures.
+    """
 
     def run(tx: Tx) -> Verdict:
         row = _credential(tx.conn, customer_id, kind) if kind in KINDS[:2] else None
-        stored = _decoy_hash() if row is None else row["secret"]
-        try:  # hashed either way, so that the time taken does not say which customers exist
-            ok = isinstance(secret, str) and _hasher.verify(stored, secret) and row is not None
-        except (VerificationError, InvalidHashError):
-            ok = False
-        verdict = Verdict(False) if row is None else _attempt(tx, row, ok)
+        verdict = verify_secret(tx, credentials, row, secret, settle=settle)
         return _audited(tx, customer_id, kind, channel, verdict)
 
     return Command(run)
@@ -330,11 +379,8 @@ def issue_code(
         )
         minutes = get_settings().sms_code_ttl_seconds // 60
         body = f"【ebank】验证码 {code}，用于{message}，{minutes}分钟内有效。切勿告知他人。"
-        outbox.emit(
-            tx,
-            "sms.send",
-            f"customer:{customer_id}",
-            {"customer": customer_id, "body": vault.encrypt(body, purpose=SMS_PURPOSE)},
+        notify.send_sms(
+            tx, vault, customer_id=customer_id, kind="code", body=body, expires_at=expires
         )
         return CodeIssued(row_id, expires)
 
@@ -382,6 +428,36 @@ def check_code(
         tx.conn.execute(where.values(attempts=row["attempts"] + 1))
         verdict = Verdict(False, attempts_left=max(limit - row["attempts"] - 1, 0))
         return _audited(tx, customer_id, "sms_code", "sms", verdict)
+
+    return Command(run)
+
+
+# -- the second factor of a customer's login ----------------------------------------------------
+LOGIN_PURPOSE = "login"  # of the SMS codes that log in
+LOGIN_FACTORS = ("sms", "token")
+
+
+def check_login_factor(
+    vault: Vault, *, customer_id: int, factor: str, code: str, binding: str, channel: str
+) -> Command[Verdict]:
+    """Check a login's second factor: the SMS code issued for `binding`, or a token code.
+
+    A login locks as a whole: a wrong code also counts on the login password, whose run of
+    failures ends only once both factors have passed (its check used `settle=False`).
+    Otherwise every right password would reset the count, and codes could be guessed forever.
+    """
+
+    def run(tx: Tx) -> Verdict:
+        if factor == "sms":
+            passed = check_code(
+                vault, customer_id=customer_id, purpose=LOGIN_PURPOSE, binding=binding, code=code
+            ).fn(tx)
+        elif factor == "token":
+            passed = check_token(vault, customer_id=customer_id, code=code, channel=channel).fn(tx)
+        else:
+            raise EbankError("INVALID_INPUT", reason=f"a second factor is one of {LOGIN_FACTORS}")
+        login = _credential(tx.conn, customer_id, "login_password")
+        return Verdict(False) if login is None else _attempt(tx, login, passed.ok)
 
     return Command(run)
 

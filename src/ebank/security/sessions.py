@@ -1,8 +1,9 @@
-"""Sessions of online and mobile banking: a random token handed over once, stored hashed,
-ended after `session_idle_seconds` without use or `session_absolute_hours` in all.
+"""Sessions: a random token handed over once, stored hashed, ended after
+`session_idle_seconds` without use or `session_absolute_hours` in all.
 
-A session starts only after the caller has checked the customer's factors; it records the
-channel and a hash of the device. Customers see and end their own sessions, and only theirs.
+One mechanism for everyone who logs in: customers (online and mobile banking) and staff (the
+console). A session starts only after the caller has checked its holder's factors; it records
+the channel and a hash of the device. Holders see and end their own sessions, and only theirs.
 """
 
 import hashlib
@@ -19,12 +20,15 @@ from ebank.core.errors import EbankError
 from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Tx
 from ebank.customers import service as customers
+from ebank.ops.tables import staff
 from ebank.security.tables import sessions
 
-SESSION_CHANNELS = ("online", "mobile")
+SESSION_CHANNELS = ("online", "mobile")  # a customer's
+STAFF_CHANNELS = ("console",)
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
+    """SHA-256 of a token or device id, as sessions and login challenges keep them."""
     # The token is 256 random bits, so a plain hash is enough: nothing to guess.
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -32,10 +36,16 @@ def _digest(token: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Session:
     id: int
-    customer_id: int
+    customer_id: int | None  # exactly one of customer_id and staff_id is set
     channel: str
     started_at: datetime
     last_seen_at: datetime
+    staff_id: int | None = None
+
+    @property
+    def holder(self) -> str:
+        """Who holds it, as the audit names them: "customer:42" or "staff:7"."""
+        return f"customer:{self.customer_id}" if self.staff_id is None else f"staff:{self.staff_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,34 +54,51 @@ class Started:
     token: str  # given to the customer's browser or app once
 
 
-def start(*, customer_id: int, channel: str, device: str = "") -> Command[Started]:
-    """Open a session for a customer whose factors the caller has just checked."""
+def _one_holder(customer_id: int | None, staff_id: int | None) -> None:
+    if (customer_id is None) == (staff_id is None):
+        raise EbankError("INVALID_INPUT", reason="a session is a customer's or a staff member's")
+
+
+def start(
+    *, customer_id: int | None = None, staff_id: int | None = None, channel: str, device: str = ""
+) -> Command[Started]:
+    """Open a session for a customer (online, mobile) or a member of staff (console) whose
+    factors the caller has just checked."""
 
     def run(tx: Tx) -> Started:
-        if channel not in SESSION_CHANNELS:
-            raise EbankError("INVALID_INPUT", reason=f"sessions are for {SESSION_CHANNELS}")
+        _one_holder(customer_id, staff_id)
+        allowed = SESSION_CHANNELS if staff_id is None else STAFF_CHANNELS
+        if channel not in allowed:
+            raise EbankError("INVALID_INPUT", reason=f"these sessions are for {allowed}")
         if not isinstance(device, str) or len(device) > 200:
             raise EbankError("INVALID_INPUT", reason="a device id is at most 200 characters")
-        customers.holder(tx.conn, customer_id)
+        if staff_id is None:
+            customers.holder(tx.conn, customer_id)
+        elif (
+            type(staff_id) is not int
+            or tx.conn.execute(select(staff.c.id).where(staff.c.id == staff_id)).first() is None
+        ):
+            raise EbankError("INVALID_INPUT", reason="no such member of staff")
         token = secrets.token_urlsafe(32)
-        device_hash = _digest(device) if device else ""
         row = {
-            "token_hash": _digest(token),
+            "token_hash": digest(token),
             "customer_id": customer_id,
+            "staff_id": staff_id,
             "channel": channel,
-            "device": device_hash,
+            "device": digest(device) if device else "",
             "started_at": tx.now,
             "last_seen_at": tx.now,
         }
         session_id = tx.conn.execute(sessions.insert().values(row)).inserted_primary_key[0]
+        started = Started(_view({**row, "id": session_id}), token)
         audit.record(
             tx,
-            actor=f"customer:{customer_id}",
+            actor=started.session.holder,
             action="session.start",
             subject=f"session:{session_id}",
             channel=channel,
         )
-        return Started(_view({**row, "id": session_id}), token)
+        return started
 
     return Command(run)
 
@@ -98,7 +125,7 @@ def resume(token: str) -> Command[Session]:
             raise EbankError("SESSION_EXPIRED")
         row = (
             tx.conn.execute(
-                select(sessions).where(sessions.c.token_hash == _digest(token)).with_for_update()
+                select(sessions).where(sessions.c.token_hash == digest(token)).with_for_update()
             )
             .mappings()
             .first()
@@ -115,16 +142,23 @@ def resume(token: str) -> Command[Session]:
     return Command(run)
 
 
-def end(*, customer_id: int, session_id: int, reason: str = "logout") -> Command[None]:
-    """End one of the customer's own sessions (logout, or "sign out that device")."""
+def end(
+    *,
+    customer_id: int | None = None,
+    staff_id: int | None = None,
+    session_id: int,
+    reason: str = "logout",
+) -> Command[None]:
+    """End one of the holder's own sessions (logout, or "sign out that device")."""
 
     def run(tx: Tx) -> None:
+        _one_holder(customer_id, staff_id)
         row = (
             tx.conn.execute(select(sessions).where(sessions.c.id == session_id).with_for_update())
             .mappings()
             .first()
         )
-        if row is None or row["customer_id"] != customer_id:
+        if row is None or (row["customer_id"], row["staff_id"]) != (customer_id, staff_id):
             raise EbankError("SESSION_NOT_FOUND")  # someone else's is as unknown as none
         if row["ended_at"] is None:
             tx.conn.execute(
@@ -134,7 +168,7 @@ def end(*, customer_id: int, session_id: int, reason: str = "logout") -> Command
             )
             audit.record(
                 tx,
-                actor=f"customer:{customer_id}",
+                actor=_view(row).holder,
                 action=f"session.end.{reason}",
                 subject=f"session:{session_id}",
                 channel=row["channel"],
@@ -160,4 +194,5 @@ def _view(row: Any) -> Session:
         row["channel"],
         as_utc(row["started_at"]),
         as_utc(row["last_seen_at"]),
+        row["staff_id"],
     )

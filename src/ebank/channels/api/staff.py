@@ -1,0 +1,267 @@
+"""The staff console's API: logging in, counter business and maker-checker.
+
+Roles (`ops.staff`): tellers and supervisors do counter business; they and risk officers
+propose sensitive actions; supervisors and risk officers decide them, never their own. Every
+action is recorded in the audit chain as `staff:<id>`. Creates take an `Idempotency-Key`.
+"""
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from pydantic import BaseModel
+from sqlalchemy import Connection
+
+from ebank.accounts import service as accounts
+from ebank.cards import service as cards
+from ebank.channels.api.auth import StaffPrincipal, current_staff, staff_role
+from ebank.channels.api.common import IdempotencyKey, ObjectId, create, read, vault_of, write
+from ebank.channels.api.schemas import (
+    ERRORS,
+    AccountOut,
+    ApprovalOut,
+    ApprovalsOut,
+    CardOut,
+    CustomerFileOut,
+    CustomerOut,
+    CustomerSearchIn,
+    CustomersOut,
+    DecisionIn,
+    EnterpriseIn,
+    IndividualIn,
+    IssueCardIn,
+    IssuedCardOut,
+    IssueDebitCardIn,
+    OpenAccountIn,
+    ProposalIn,
+    SecretIn,
+    StaffLoginIn,
+    StaffOut,
+    StaffTokenOut,
+    TokenEnrolledOut,
+    handed_over,
+)
+from ebank.core.clock import business_date
+from ebank.core.money import parse_minor
+from ebank.core.writer import Command, Tx
+from ebank.customers import service as customers
+from ebank.customers.models import Kind
+from ebank.ops import approvals, staff
+from ebank.ops.approvals import Approval
+from ebank.security import service as security
+from ebank.security import sessions
+
+router = APIRouter(prefix="/api/v1/staff", responses=ERRORS)
+Anyone = Annotated[StaffPrincipal, Depends(current_staff)]
+Counter = Annotated[StaffPrincipal, Depends(staff_role(*staff.COUNTER))]
+Lookup = Annotated[StaffPrincipal, Depends(staff_role(*staff.LOOKUP))]
+Maker = Annotated[StaffPrincipal, Depends(staff_role(*staff.MAKERS))]
+Checker = Annotated[StaffPrincipal, Depends(staff_role(*staff.CHECKERS))]
+SecretKind = Annotated[Literal["login_password", "transaction_pin"], Path()]
+
+
+async def _create(
+    request: Request, me: StaffPrincipal, key: str, body: BaseModel | None,
+    make: Callable[[Tx], BaseModel],
+) -> dict[str, Any]:  # fmt: skip
+    """An idempotent create; each member of staff has their own keys."""
+    return await create(request, scope=me.actor, key=key, body=body, make=make)
+
+
+def _decided(command: Command[Any], request_id: int) -> Command[Approval]:
+    """A decision, answered with the request as it now stands."""
+
+    def run(tx: Tx) -> Approval:
+        command.fn(tx)
+        return approvals.get(tx.conn, request_id)
+
+    return Command(run)
+
+
+# -- logging in ---------------------------------------------------------------------------------
+@router.post("/auth/login", tags=["staff: login"], summary="Log in to the console")
+async def staff_login(request: Request, body: StaffLoginIn) -> StaffTokenOut:
+    """Username and password; failures lock the login as they lock a customer's."""
+    checked = await write(request, staff.login(username=body.username, password=body.password))
+    done = checked.value()
+    return StaffTokenOut(**handed_over(done.started), staff=StaffOut.of(done.member))
+
+
+@router.post("/auth/logout", tags=["staff: login"], status_code=204, response_class=Response)
+async def staff_logout(request: Request, me: Anyone) -> None:
+    await write(request, sessions.end(staff_id=me.staff_id, session_id=me.session_id))
+
+
+@router.get("/me", tags=["staff: login"], summary="Who I am, with my roles")
+async def staff_whoami(request: Request, me: Anyone) -> StaffOut:
+    return StaffOut.of(await read(request, lambda conn: staff.get(conn, me.staff_id)))
+
+
+# -- customers ----------------------------------------------------------------------------------
+@router.post("/customers/individuals", tags=["staff: customers"], status_code=201)
+async def register_individual(
+    request: Request, me: Counter, body: IndividualIn, key: IdempotencyKey
+) -> CustomerOut:
+    """Open a customer record for a person whose resident ID was checked at the counter."""
+    command = customers.register_individual(
+        vault_of(request), name=body.name, id_number=body.id_number, mobile=body.mobile,
+        actor=me.actor,
+    )  # fmt: skip
+    return await _create(request, me, key, body, lambda tx: CustomerOut.of(command.fn(tx)))
+
+
+@router.post("/customers/enterprises", tags=["staff: customers"], status_code=201)
+async def register_enterprise(
+    request: Request, me: Counter, body: EnterpriseIn, key: IdempotencyKey
+) -> CustomerOut:
+    """Open a customer record for an enterprise, by its unified social credit code."""
+    command = customers.register_enterprise(
+        vault_of(request), name=body.name, credit_code=body.credit_code,
+        legal_representative=body.legal_representative, mobile=body.mobile, actor=me.actor,
+    )  # fmt: skip
+    return await _create(request, me, key, body, lambda tx: CustomerOut.of(command.fn(tx)))
+
+
+@router.post("/customers/search", tags=["staff: customers"], summary="Find a customer")
+async def find_customers(request: Request, me: Lookup, body: CustomerSearchIn) -> CustomersOut:
+    """By identity number or by mobile number: a POST, so that no number sits in a URL or an
+    access log. Numbers come back masked."""
+    vault = vault_of(request)
+    today = business_date(request.app.state.clock.now())
+
+    def find(conn: Connection) -> CustomersOut:
+        if body.mobile is not None:
+            found = customers.find_by_mobile(conn, vault, body.mobile)
+        else:
+            one = customers.find_by_id_number(
+                conn, vault, Kind(body.kind), body.id_number or "", today=today
+            )
+            found = [] if one is None else [one]
+        return CustomersOut(customers=[CustomerOut.of(c) for c in found])
+
+    return await read(request, find)
+
+
+@router.get("/customers/{customer_id}", tags=["staff: customers"], summary="A customer's file")
+async def customer_file(request: Request, me: Lookup, customer_id: ObjectId) -> CustomerFileOut:
+    """The record, the accounts and the cards, numbers masked."""
+    vault = vault_of(request)
+
+    def file(conn: Connection) -> CustomerFileOut:
+        return CustomerFileOut(
+            customer=CustomerOut.of(customers.get_customer(conn, vault, customer_id)),
+            accounts=[AccountOut.of(a) for a in accounts.accounts_of(conn, customer_id)],
+            cards=[CardOut.of(c) for c in cards.cards_of(conn, customer_id)],
+        )
+
+    return await read(request, file)
+
+
+@router.post("/customers/{customer_id}/accounts", tags=["staff: customers"], status_code=201)
+async def open_account(
+    request: Request, me: Counter, customer_id: ObjectId, body: OpenAccountIn,
+    key: IdempotencyKey,
+) -> AccountOut:  # fmt: skip
+    """A demand or term deposit account of the tier the customer may hold."""
+    command = accounts.open_account(
+        customer_id=customer_id, product=body.product, tier=body.tier, currency=body.currency,
+        term_months=body.term_months, rate_bp=body.rate_bp, actor=me.actor,
+    )  # fmt: skip
+    return await _create(request, me, key, body, lambda tx: AccountOut.of(command.fn(tx)))
+
+
+@router.post("/customers/{customer_id}/cards", tags=["staff: customers"], status_code=201)
+async def issue_card(
+    request: Request, me: Counter, customer_id: ObjectId, body: IssueCardIn,
+    key: IdempotencyKey,
+) -> IssuedCardOut:  # fmt: skip
+    """A debit card on one of the customer's demand accounts, or a credit card with its limit.
+    The answer holds the full card number, once; a replay of it returns the same."""
+    vault = vault_of(request)
+    if isinstance(body, IssueDebitCardIn):
+        command = cards.issue_debit_card(
+            vault, customer_id=customer_id, account_number=body.account_number, actor=me.actor
+        )
+    else:
+        command = cards.issue_credit_card(
+            vault, customer_id=customer_id, credit_line=parse_minor(body.credit_line, "CNY"),
+            actor=me.actor,
+        )  # fmt: skip
+    return await _create(request, me, key, body, lambda tx: IssuedCardOut.of(command.fn(tx)))
+
+
+@router.put(
+    "/customers/{customer_id}/credentials/{kind}", tags=["staff: customers"], status_code=204,
+    response_class=Response, summary="Set a login password or transaction PIN at the counter",
+)  # fmt: skip
+async def set_secret(
+    request: Request, me: Counter, customer_id: ObjectId, kind: SecretKind, body: SecretIn
+) -> None:
+    """The customer types it on the counter's keypad; it replaces the old one and clears its
+    failures and locks."""
+    await write(
+        request,
+        security.set_secret(customer_id=customer_id, kind=kind, secret=body.secret, actor=me.actor),
+    )
+
+
+@router.post("/customers/{customer_id}/token", tags=["staff: customers"], status_code=201)
+async def enrol_token(
+    request: Request, me: Counter, customer_id: ObjectId, key: IdempotencyKey
+) -> TokenEnrolledOut:
+    """Give the customer a token (TOTP) for their authenticator app; an earlier one stops
+    working at once."""
+    command = security.enroll_token(
+        vault_of(request), customer_id=customer_id, label=f"customer-{customer_id}",
+        actor=me.actor,
+    )  # fmt: skip
+    return await _create(
+        request, me, key, None, lambda tx: TokenEnrolledOut(otpauth_uri=command.fn(tx))
+    )
+
+
+# -- maker-checker ------------------------------------------------------------------------------
+@router.post("/approvals", tags=["staff: approvals"], status_code=201, summary="Propose")
+async def propose(
+    request: Request, me: Maker, body: ProposalIn, key: IdempotencyKey
+) -> ApprovalOut:
+    """Ask for a sensitive action; another member of staff (a checker) decides it.
+
+    Actions: account.freeze, account.unfreeze, account.suspend, account.reinstate,
+    account.close (params {"account": number}); card.freeze, card.unfreeze, card.close
+    ({"card": id}); credential.unlock ({"customer": id, "kind": "login_password" |
+    "transaction_pin" | "token"}).
+    """
+    command = approvals.propose(body.action, body.params, reason=body.reason, maker=me.actor)
+    return await _create(
+        request, me, key, body, lambda tx: ApprovalOut.of(approvals.get(tx.conn, command.fn(tx)))
+    )
+
+
+@router.get("/approvals", tags=["staff: approvals"], summary="Pending requests, oldest first")
+async def pending(request: Request, me: Maker) -> ApprovalsOut:
+    found = await read(request, approvals.pending)
+    return ApprovalsOut(approvals=[ApprovalOut.of(a) for a in found])
+
+
+@router.get("/approvals/{request_id}", tags=["staff: approvals"], summary="One request")
+async def approval(request: Request, me: Maker, request_id: ObjectId) -> ApprovalOut:
+    return ApprovalOut.of(await read(request, lambda conn: approvals.get(conn, request_id)))
+
+
+@router.post("/approvals/{request_id}/approve", tags=["staff: approvals"])
+async def approve(
+    request: Request, me: Checker, request_id: ObjectId, body: DecisionIn
+) -> ApprovalOut:
+    """Approve and carry out the action, in one transaction; never one's own request."""
+    command = approvals.approve(request_id, checker=me.actor, note=body.note)
+    return ApprovalOut.of(await write(request, _decided(command, request_id)))
+
+
+@router.post("/approvals/{request_id}/reject", tags=["staff: approvals"])
+async def reject(
+    request: Request, me: Checker, request_id: ObjectId, body: DecisionIn
+) -> ApprovalOut:
+    """Turn the request down (a note is required); nothing is done."""
+    command = approvals.reject(request_id, checker=me.actor, note=body.note)
+    return ApprovalOut.of(await write(request, _decided(command, request_id)))

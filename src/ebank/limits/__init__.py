@@ -1,0 +1,1 @@
+"""Limits on money leaving a customer: one service every money-moving service asks."""

@@ -1,0 +1,1 @@
+"""Notifications to customers: SMS sent through the outbox, delivered with retries."""

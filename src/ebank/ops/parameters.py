@@ -1,0 +1,85 @@
+"""Bank parameters: the numbers a bank sets (limits, thresholds), as data with defaults in code.
+
+A domain declares each parameter it reads with its default and what it means (`define`). The
+default holds until staff change it: a change is a maker-checker action ("parameter.set"), so one
+person proposes a value and another approves it, and both steps are audited.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from ebank.core import audit
+from ebank.core.errors import EbankError
+from ebank.core.writer import Tx
+from ebank.ops import approvals
+from ebank.ops.tables import bank_parameters
+
+# A value is an integer: an amount in fen, a count, a number of seconds. Far above any real one.
+MAX_VALUE = 10**15
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    name: str
+    default: int
+    meaning: str  # what it is, for the staff console and the docs
+
+
+_DEFINED: dict[str, Parameter] = {}
+
+
+def define(name: str, default: int, meaning: str) -> Parameter:
+    if name in _DEFINED:
+        raise ValueError(f"parameter {name} is already defined")
+    if not 0 <= default <= MAX_VALUE:
+        raise ValueError(f"parameter {name} has a default out of range")
+    _DEFINED[name] = parameter = Parameter(name, default, meaning)
+    return parameter
+
+
+def defined() -> list[Parameter]:
+    return sorted(_DEFINED.values(), key=lambda p: p.name)
+
+
+def values(conn: Connection, prefix: str) -> dict[str, int]:
+    """Every parameter whose name starts with `prefix`: the bank's value, else the default."""
+    chosen = {name: p.default for name, p in _DEFINED.items() if name.startswith(prefix)}
+    rows = conn.execute(
+        select(bank_parameters.c.name, bank_parameters.c.value).where(
+            bank_parameters.c.name.in_(list(chosen))
+        )
+    )
+    chosen.update({name: value for name, value in rows})
+    return chosen
+
+
+def _subject(tx: Tx, params: dict[str, Any]) -> str:
+    if set(params) != {"name", "value"}:
+        raise EbankError("INVALID_INPUT", reason="a parameter change names a parameter and value")
+    if params["name"] not in _DEFINED:
+        raise EbankError("INVALID_INPUT", reason=f"no parameter is called {params['name']!r}")
+    value = params["value"]
+    if type(value) is not int or not 0 <= value <= MAX_VALUE:
+        raise EbankError("INVALID_INPUT", reason=f"a parameter is an integer 0-{MAX_VALUE}")
+    return f"parameter:{params['name']}"
+
+
+def _set(tx: Tx, params: dict[str, Any], checker: str) -> int:
+    name, value = params["name"], params["value"]
+    before = values(tx.conn, name).get(name)
+    row = {"value": value, "changed_by": checker, "changed_at": tx.now}
+    done = tx.conn.execute(
+        bank_parameters.update().where(bank_parameters.c.name == name).values(row)
+    )
+    if done.rowcount == 0:
+        tx.conn.execute(bank_parameters.insert().values(name=name, **row))
+    audit.record(
+        tx, actor=checker, action="parameter.set", subject=f"parameter:{name}",
+        channel="console", detail={"from": before, "to": value},
+    )  # fmt: skip
+    return value
+
+
+approvals.register("parameter.set", _set, subject=_subject)

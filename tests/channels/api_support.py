@@ -1,0 +1,148 @@
+"""Helpers for the API tests: customers and staff set up through the domain, logins through
+HTTP, SMS codes read from the outbox as the customer's phone would show them."""
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pyotp
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from ebank.accounts.service import open_account
+from ebank.core.clock import FixedClock
+from ebank.core.tables import outbox_events
+from ebank.core.writer import Writer
+from ebank.customers.service import register_individual
+from ebank.ledger import service as ledger
+from ebank.ledger.chart import ensure_chart
+from ebank.ops import staff
+from ebank.security.service import enroll_token, set_secret
+from tests.support import STAFF, VAULT, person_id
+
+PASSWORD = "good2026pass"
+WRONG = "bad2026guess"
+STAFF_PASSWORD = "staff2026pass"
+DEVICE = "iPhone15,2-7F3A9C21-55B0-4E0B-9D1E-0A1B2C3D4E5F"
+STEP = 30  # seconds of a token code
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    id: int
+    id_number: str
+    mobile: str
+    totp: pyotp.TOTP | None
+
+
+def customer(writer: Writer, n: int, *, token: bool = True) -> Person:
+    """Person number `n`, with a login password and (unless told not to) a token."""
+    id_number, mobile = person_id(n), f"139{n:08d}"
+    view = writer.execute(
+        register_individual(VAULT, name=f"客户{n}", id_number=id_number, mobile=mobile, actor=STAFF)
+    )
+    writer.execute(
+        set_secret(customer_id=view.id, kind="login_password", secret=PASSWORD, actor=STAFF)
+    )
+    totp = None
+    if token:
+        uri = writer.execute(enroll_token(VAULT, customer_id=view.id, label="t", actor=STAFF))
+        totp = pyotp.TOTP(parse_qs(urlparse(uri).query)["secret"][0])
+    return Person(view.id, id_number, mobile, totp)
+
+
+def account_with_money(writer: Writer, person: Person, deposits: list[int]) -> str:
+    """A Type I account of the person's, with these deposits (fen) paid in; its number."""
+    account = writer.execute(open_account(customer_id=person.id, tier="I", actor=STAFF))
+    chart = writer.execute(ledger.command(ensure_chart))
+    for n, amount in enumerate(deposits):
+        writer.execute(
+            ledger.transfer_command(
+                debit=chart["GL-CASH-CNY"], credit=account.ledger_account_id, amount=amount,
+                memo=f"deposit {n}", scope="test", key=f"{account.number}-{n}",
+            )
+        )  # fmt: skip
+    return account.number
+
+
+def member(writer: Writer, username: str, *roles: str) -> int:
+    """A member of staff with these roles; their id."""
+    added = writer.execute(
+        staff.add(
+            username=username, name=username.title(), roles=roles, password=STAFF_PASSWORD,
+            actor="system:test",
+        )
+    )  # fmt: skip
+    return added.id
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def token_code(person: Person, clock: FixedClock, steps: int = 0) -> str:
+    assert person.totp is not None
+    return person.totp.generate_otp(int(clock.now().timestamp()) // STEP + steps)
+
+
+def sms_codes(engine: Engine, customer_id: int) -> list[str]:
+    """The codes in the SMS messages sent to the customer, oldest first."""
+    with engine.connect() as conn:
+        payloads = conn.execute(
+            select(outbox_events.c.payload)
+            .where(outbox_events.c.topic == "sms.send")
+            .order_by(outbox_events.c.id)
+        ).scalars()
+        bodies = [json.loads(p) for p in payloads]
+    found = []
+    for body in bodies:
+        if body["customer"] == customer_id:
+            text = VAULT.decrypt(body["body"], purpose="sms.body")
+            found.append(re.findall(r"(?<!\d)\d{6}(?!\d)", text)[0])
+    return found
+
+
+def begin(
+    api: TestClient, login: str, password: str = PASSWORD, *, device: str = "", **extra: Any
+) -> httpx.Response:
+    headers = {"X-Device-ID": device} if device else {}
+    body = {"login": login, "password": password, **extra}
+    return api.post("/api/v1/auth/login", json=body, headers=headers)
+
+
+def verify(
+    api: TestClient, challenge: str, factor: str, code: str, *, device: str = ""
+) -> httpx.Response:
+    headers = {"X-Device-ID": device} if device else {}
+    body = {"challenge": challenge, "factor": factor, "code": code}
+    return api.post("/api/v1/auth/login/verify", json=body, headers=headers)
+
+
+def login(api: TestClient, clock: FixedClock, person: Person, **extra: Any) -> str:
+    """Log in with password and token; the session token. Moves the clock to a fresh step."""
+    clock.advance(timedelta(seconds=STEP - int(clock.now().timestamp()) % STEP))
+    started = begin(api, person.mobile, **extra)
+    assert started.status_code == 200, started.json()
+    device = extra.get("device", "")
+    done = verify(
+        api, started.json()["challenge"], "token", token_code(person, clock), device=device
+    )
+    assert done.status_code == 200, done.json()
+    return str(done.json()["token"])
+
+
+def staff_login(api: TestClient, username: str) -> str:
+    done = api.post(
+        "/api/v1/staff/auth/login", json={"username": username, "password": STAFF_PASSWORD}
+    )
+    assert done.status_code == 200, done.json()
+    return str(done.json()["token"])
+
+
+def count(engine: Engine, table: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
