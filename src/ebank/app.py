@@ -13,7 +13,9 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
-from ebank.channels.api import customer, errors, health, staff
+from ebank.channels.api import certificates, customer, errors, health, limits, staff
+from ebank.channels.api import demo as demo_api
+from ebank.channels.api.common import vault_of
 from ebank.channels.api.health import Metrics
 from ebank.channels.api.middleware import RequestMiddleware
 from ebank.channels.web import pages
@@ -22,6 +24,7 @@ from ebank.core.crypto import Vault
 from ebank.core.db import make_engine
 from ebank.core.settings import Settings, get_settings
 from ebank.core.writer import Writer
+from ebank.notify.service import start_delivery
 
 API_PREFIX = "/api/v1"
 STATIC_DIR = Path(__file__).parent / "channels" / "web" / "static"
@@ -60,9 +63,13 @@ def create_app(
             own_engine, clock=app_clock, max_batch=settings.writer_max_batch
         )
         app.state.engine, app.state.writer, app.state.clock = own_engine, own_writer, app_clock
+        # The demo bank is one process: it delivers its own SMS into the inbox it shows.
+        stop_sms = start_delivery(own_writer, vault_of(app)) if settings.demo else None
         try:
             yield
         finally:
+            if stop_sms is not None:
+                await asyncio.to_thread(stop_sms)
             if writer is None:
                 # close() waits for queued commands; keep the loop free to answer them.
                 await asyncio.to_thread(own_writer.close)
@@ -84,6 +91,10 @@ def create_app(
     app.include_router(health.router)
     app.include_router(customer.router)
     app.include_router(staff.router)
+    app.include_router(limits.router)
+    app.include_router(certificates.router)
+    if settings.demo:
+        app.include_router(demo_api.router)
     app.include_router(pages.router)
     app.add_api_route(
         f"{API_PREFIX}/docs", api_docs, methods=["GET"], include_in_schema=False,

@@ -92,9 +92,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("  token (TOTP) enrolment, for an authenticator app (shown once, at seeding):")
         for customer_id, uri in tokens.items():
             print(f"    customer {customer_id}: {uri}")
+            key = demo.certificate_key_path(customer_id)
+            if key.exists():
+                print(f"      certificate key (the USB key): {key}")
     else:
         print("  tokens were enrolled on the first run (their URIs were printed then)")
-    print("  SMS codes wait in the outbox (topic sms.send) until the SMS sender is built")
+    print("  persons are enrolled for online, mobile, phone and SMS banking at the counter")
+    print("  SMS codes and alerts: GET /api/v1/demo/sms (or `ebank sms-inbox`)")
     mobiles = ", ".join(c.mobile for c in demo.CUSTOMERS if c.kind == "individual")
     print(f"  persons log in with POST /api/v1/auth/login, login = mobile ({mobiles}) or "
           "resident ID,")  # fmt: skip
@@ -154,12 +158,38 @@ def cmd_staff_add(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run the background jobs: expired holds every minute, old idempotency keys hourly."""
+    """Run the background jobs (expired holds every minute, old idempotency keys hourly) and
+    the SMS delivery loop."""
+    from ebank.core.crypto import vault_for
     from ebank.core.logging import configure_logging
-    from ebank.jobs import huey
+    from ebank.jobs import huey, process_writer
+    from ebank.notify.service import start_delivery
 
-    configure_logging(get_settings().log_level)
-    huey.create_consumer(workers=args.workers, periodic=True).run()
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    stop_sms = start_delivery(process_writer(), vault_for(settings))
+    try:
+        huey.create_consumer(workers=args.workers, periodic=True).run()
+    finally:
+        stop_sms()
+    return 0
+
+
+def cmd_sms_inbox(args: argparse.Namespace) -> int:
+    """Print the latest messages of the demo's SMS inbox (the default sender's)."""
+    from ebank.core.crypto import vault_for
+    from ebank.core.db import make_engine
+    from ebank.notify.service import inbox
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    with engine.connect() as conn:
+        messages = inbox(conn, vault_for(settings), limit=args.limit)
+    engine.dispose()
+    for m in reversed(messages):
+        print(f"{m.sent_at:%Y-%m-%d %H:%M:%S}Z  customer {m.customer_id}  {m.mobile}  {m.body}")
+    if not messages:
+        print("the SMS inbox is empty")
     return 0
 
 
@@ -230,8 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     staff_add.set_defaults(handler=cmd_staff_add)
 
-    worker = add("worker", cmd_worker, "run the background jobs (huey consumer)")
+    worker = add("worker", cmd_worker, "run the background jobs and the SMS delivery")
     worker.add_argument("--workers", type=int, default=2)
+    sms = add("sms-inbox", cmd_sms_inbox, "print the demo's SMS inbox, newest last")
+    sms.add_argument("--limit", type=int, default=20)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command",
                                                                       required=True)  # fmt: skip

@@ -1,5 +1,6 @@
 """The demo bank: the chart of accounts, a few customers with accounts and money, a little
-history, and two members of staff (a maker and a checker).
+history, and two members of staff (a maker and a checker). Every person is enrolled at the
+counter for every channel and holds every factor: login password, PIN, token and certificate.
 
 Seeding is idempotent: customers are found by their identity number, accounts are opened only
 when missing, and money moves under fixed idempotency keys. So `make demo` can run any number
@@ -8,7 +9,12 @@ of times on the same database.
 
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy import Engine
 
 from ebank.accounts import service as accounts
@@ -20,9 +26,12 @@ from ebank.core.writer import Command, Writer
 from ebank.customers import identity
 from ebank.customers import service as customers
 from ebank.customers.models import CustomerView, Kind
+from ebank.enrolment import service as enrolment
 from ebank.ledger import service as ledger
 from ebank.ledger.chart import ensure_chart
+from ebank.limits.parameters import E_CHANNELS
 from ebank.ops import staff
+from ebank.security import certificates
 from ebank.security import service as security
 
 
@@ -93,6 +102,14 @@ def seed(writer: Writer, vault: Vault) -> dict[int, str]:
                 actor=ACTOR,
             )
         )
+        if account.tier != "corporate":  # persons use e-banking; corporate banking comes later
+            for channel in E_CHANNELS:
+                writer.execute(
+                    enrolment.enrol_at_counter(
+                        customer_id=account.customer_id, channel=channel, actor=ACTOR
+                    )
+                )
+            _certify(writer, vault, account.customer_id)
     for c, account in zip(CUSTOMERS, held, strict=True):
         _move(
             writer,
@@ -128,6 +145,37 @@ def seed(writer: Writer, vault: Vault) -> dict[int, str]:
         Command(lambda tx: audit.record(tx, actor=ACTOR, action="demo.seed", channel="cli"))
     )
     return tokens
+
+
+def certificate_key_path(customer_id: int) -> Path:
+    """Where the demo keeps a customer's certificate key: in a real bank it never leaves the
+    customer's USB key."""
+    return Path("var/demo-keys") / f"customer-{customer_id}.key.pem"
+
+
+def _certify(writer: Writer, vault: Vault, customer_id: int) -> None:
+    """Make the customer's key pair (their "USB key") and have the bank certify it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, str(customer_id))]))
+        .sign(key, hashes.SHA256())
+    )
+    writer.execute(
+        certificates.issue_certificate(
+            vault, customer_id=customer_id, actor=ACTOR,
+            csr_pem=csr.public_bytes(serialization.Encoding.PEM).decode(),
+        )
+    )  # fmt: skip
+    path = certificate_key_path(customer_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path.touch(mode=0o600)
+    path.write_bytes(pem)
 
 
 def _account_of(writer: Writer, vault: Vault, c: DemoCustomer) -> CustomerAccount:

@@ -22,6 +22,7 @@ id after one with a higher id is already visible, and the watermark must not ski
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -379,3 +380,24 @@ def run_delivery_loop(
             busy = False
         if not busy:
             stop.wait(poll_seconds)
+
+
+def start_delivery(
+    writer: Writer, vault: Vault, sender: SmsSender | None = None
+) -> Callable[[], None]:
+    """Deliver on a background thread (the worker's, or the demo app's); returns `stop`, which
+    ends the loop after its current round. The sender defaults to the inbox."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_delivery_loop,
+        args=(writer, vault, sender or InboxSender(writer, vault), stop),
+        name="ebank-sms",
+        daemon=True,
+    )
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join()
+
+    return halt

@@ -5,7 +5,7 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Header, Path, Request
+from fastapi import FastAPI, Header, Path, Request
 from pydantic import BaseModel
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
@@ -51,9 +51,9 @@ async def write(request: Request, command: Command[T]) -> T:
     return await request.app.state.writer.run(command)  # type: ignore[no-any-return]
 
 
-def vault_of(request: Request) -> Vault:
+def vault_of(request: Request | FastAPI) -> Vault:
     """The bank's vault, made from the settings on first use unless the app was given one."""
-    state = request.app.state
+    state = (request if isinstance(request, FastAPI) else request.app).state
     if state.vault is None:
         state.vault = vault_for(state.settings)
     return state.vault  # type: ignore[no-any-return]
