@@ -223,7 +223,7 @@ def set_limits(
 ) -> Checked[Enrolment]:
     return writer.execute(
         enrolment.set_limits(
-            VAULT, customer_id=customer, channel="online", daily_limit=daily,
+            VAULT, via="online", customer_id=customer, channel="online", daily_limit=daily,
             per_payment_limit=per_payment, token_code=code,
         )
     )  # fmt: skip
@@ -651,7 +651,7 @@ def test_raising_a_limit_without_the_token_is_refused(
     counter(writer, customer, daily_limit=3_000 * YUAN, per_payment_limit=1_000 * YUAN)
     daily, per_payment = (4_000, 500) if raised == "daily" else (2_000, 1_500)
     err = fails(writer, enrolment.set_limits(
-        VAULT, customer_id=customer, channel="online", daily_limit=daily * YUAN,
+        VAULT, via="online", customer_id=customer, channel="online", daily_limit=daily * YUAN,
         per_payment_limit=per_payment * YUAN,
     ), "STRONGER_FACTOR_REQUIRED")  # fmt: skip
     assert err.details == {"methods": ["token"]}
@@ -681,7 +681,8 @@ def test_the_token_never_lifts_a_limit_above_the_banks_maximum(
     totp = token(writer, customer)
     code = token_code(totp, clock)
     fails(writer, enrolment.set_limits(
-        VAULT, customer_id=customer, channel="online", daily_limit=1_000_000 * YUAN + 1,
+        VAULT, via="online", customer_id=customer, channel="online",
+        daily_limit=1_000_000 * YUAN + 1,
         per_payment_limit=100 * YUAN, token_code=code,
     ), "ABOVE_BANK_MAXIMUM")  # fmt: skip
     assert limits_of(engine, customer) == (3_000 * YUAN, 3_000 * YUAN)
@@ -697,7 +698,7 @@ def test_a_self_enrolled_customer_raises_only_up_to_the_self_enrolment_maximum(
     set_limits(writer, h.customer, 1_000 * YUAN, 500 * YUAN).value()
     totp = token(writer, h.customer)
     fails(writer, enrolment.set_limits(
-        VAULT, customer_id=h.customer, channel="online", daily_limit=SELF_DAILY + 1,
+        VAULT, via="online", customer_id=h.customer, channel="online", daily_limit=SELF_DAILY + 1,
         per_payment_limit=500 * YUAN, token_code=token_code(totp, clock),
     ), "ABOVE_BANK_MAXIMUM")  # fmt: skip
     set_limits(writer, h.customer, SELF_DAILY, SELF_PER_PAYMENT, token_code(totp, clock)).value()
@@ -735,12 +736,13 @@ def test_setting_limits_needs_a_live_enrolment_and_sane_values(
 ) -> None:
     customer = person(writer)
     fails(writer, enrolment.set_limits(
-        VAULT, customer_id=customer, channel="online", daily_limit=100, per_payment_limit=100
+        VAULT, via="online", customer_id=customer, channel="online", daily_limit=100,
+        per_payment_limit=100,
     ), "NOT_ENROLLED")  # fmt: skip
     counter(writer, customer)
     for daily, per_payment in ((0, 0), (100, 200), (True, 1), (100, -1)):
         fails(writer, enrolment.set_limits(
-            VAULT, customer_id=customer, channel="online", daily_limit=daily,
+            VAULT, via="online", customer_id=customer, channel="online", daily_limit=daily,
             per_payment_limit=per_payment,
         ), "INVALID_INPUT")  # fmt: skip
     assert limits_of(engine, customer) == (1_000_000 * YUAN, 1_000_000 * YUAN)
@@ -760,7 +762,7 @@ def test_a_lowered_bank_maximum_refuses_keeping_an_older_higher_limit(
     writer.execute(approvals.approve(request, checker=CHECKER))
     assert limits_of(engine, customer) == (1_000_000 * YUAN, 1_000_000 * YUAN)
     fails(writer, enrolment.set_limits(
-        VAULT, customer_id=customer, channel="online", daily_limit=60_000 * YUAN,
+        VAULT, via="online", customer_id=customer, channel="online", daily_limit=60_000 * YUAN,
         per_payment_limit=10_000 * YUAN,
     ), "ABOVE_BANK_MAXIMUM")  # fmt: skip
     set_limits(writer, customer, 50_000 * YUAN, 10_000 * YUAN).value()

@@ -235,10 +235,10 @@ def complete_self_enrolment(
 # -- the customer's own limits -------------------------------------------------------------------
 def set_limits(
     vault: Vault, *, customer_id: int, channel: str, daily_limit: int, per_payment_limit: int,
-    token_code: str | None = None,
+    via: str, token_code: str | None = None,
 ) -> Command[Checked[Enrolment]]:  # fmt: skip
-    """Change the agreed limits of a channel: lower at will; raise (up to the bank's maximum
-    for how the customer enrolled) only with a token code."""
+    """Change the agreed limits of a channel (asked `via` a channel, perhaps another): lower at
+    will; raise (up to the bank's maximum for how the customer enrolled) only with a token."""
 
     def run(tx: Tx) -> Checked[Enrolment]:
         customers.holder(tx.conn, customer_id, lock=True)
@@ -252,7 +252,7 @@ def set_limits(
             if token_code is None:
                 raise EbankError("STRONGER_FACTOR_REQUIRED", methods=["token"])
             verdict = security.check_token(
-                vault, customer_id=customer_id, code=token_code, channel=ch
+                vault, customer_id=customer_id, code=token_code, channel=via
             ).fn(tx)
             if not verdict.ok:
                 return Checked(verdict)
@@ -263,7 +263,7 @@ def set_limits(
         )
         audit.record(
             tx, actor=f"customer:{customer_id}", action="enrolment.limits",
-            subject=f"customer:{customer_id}", channel=ch,
+            subject=f"customer:{customer_id}", channel=via,
             detail={"channel": ch, "from": [row["daily_limit"], row["per_payment_limit"]],
                     "to": list(limits)},
         )  # fmt: skip

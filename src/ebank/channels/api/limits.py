@@ -91,7 +91,7 @@ async def set_my_limits(request: Request, me: Me, channel: Channel, body: Limits
         request,
         enrolment.set_limits(
             vault_of(request), customer_id=me.customer_id, channel=channel,
-            daily_limit=parse_minor(body.daily_limit), token_code=body.token_code,
+            daily_limit=parse_minor(body.daily_limit), token_code=body.token_code, via=me.channel,
             per_payment_limit=parse_minor(body.per_payment_limit),
         ),
     )  # fmt: skip

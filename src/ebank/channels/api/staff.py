@@ -230,7 +230,8 @@ async def propose(
     Actions: account.freeze, account.unfreeze, account.suspend, account.reinstate,
     account.close (params {"account": number}); card.freeze, card.unfreeze, card.close
     ({"card": id}); credential.unlock ({"customer": id, "kind": "login_password" |
-    "transaction_pin" | "token"}).
+    "transaction_pin" | "token"}); parameter.set ({"name": parameter name, "value":
+    integer}, see GET /api/v1/staff/parameters).
     """
     command = approvals.propose(body.action, body.params, reason=body.reason, maker=me.actor)
     return await _create(
