@@ -18,9 +18,11 @@ from ebank.core.clock import FixedClock
 from ebank.core.tables import outbox_events
 from ebank.core.writer import Writer
 from ebank.customers.service import register_individual
+from ebank.enrolment.service import enrol_at_counter
 from ebank.ledger import service as ledger
 from ebank.ledger.chart import ensure_chart
 from ebank.ops import staff
+from ebank.security import devices
 from ebank.security.service import enroll_token, set_secret
 from tests.support import STAFF, VAULT, person_id
 
@@ -28,6 +30,9 @@ PASSWORD = "good2026pass"
 WRONG = "bad2026guess"
 STAFF_PASSWORD = "staff2026pass"
 DEVICE = "iPhone15,2-7F3A9C21-55B0-4E0B-9D1E-0A1B2C3D4E5F"
+DEVICE_NAME = "我的手机"
+ONLINE = ("online",)
+BOTH = ("online", "mobile")
 STEP = 30  # seconds of a token code
 
 
@@ -39,8 +44,11 @@ class Person:
     totp: pyotp.TOTP | None
 
 
-def customer(writer: Writer, n: int, *, token: bool = True) -> Person:
-    """Person number `n`, with a login password and (unless told not to) a token."""
+def customer(
+    writer: Writer, n: int, *, token: bool = True, enrolled: tuple[str, ...] = ()
+) -> Person:
+    """Person number `n`, with a login password, (unless told not to) a token, and enrolled at
+    the counter on the channels named (logging in needs a live enrolment)."""
     id_number, mobile = person_id(n), f"139{n:08d}"
     view = writer.execute(
         register_individual(VAULT, name=f"客户{n}", id_number=id_number, mobile=mobile, actor=STAFF)
@@ -48,11 +56,26 @@ def customer(writer: Writer, n: int, *, token: bool = True) -> Person:
     writer.execute(
         set_secret(customer_id=view.id, kind="login_password", secret=PASSWORD, actor=STAFF)
     )
+    for channel in enrolled:
+        writer.execute(enrol_at_counter(customer_id=view.id, channel=channel, actor=STAFF))
     totp = None
     if token:
         uri = writer.execute(enroll_token(VAULT, customer_id=view.id, label="t", actor=STAFF))
         totp = pyotp.TOTP(parse_qs(urlparse(uri).query)["secret"][0])
     return Person(view.id, id_number, mobile, totp)
+
+
+def bind_device(writer: Writer, person: Person, device: str = DEVICE) -> None:
+    """Bind the person's phone through the domain, with the code texted for it."""
+    writer.execute(
+        devices.begin_binding(VAULT, customer_id=person.id, device=device, label=DEVICE_NAME)
+    )
+    code = sms_codes(writer.engine, person.id)[-1]
+    writer.execute(
+        devices.confirm_binding(
+            VAULT, customer_id=person.id, device=device, label=DEVICE_NAME, code=code
+        )
+    ).value()
 
 
 def account_with_money(writer: Writer, person: Person, deposits: list[int]) -> str:
@@ -89,8 +112,8 @@ def token_code(person: Person, clock: FixedClock, steps: int = 0) -> str:
     return person.totp.generate_otp(int(clock.now().timestamp()) // STEP + steps)
 
 
-def sms_codes(engine: Engine, customer_id: int) -> list[str]:
-    """The codes in the SMS messages sent to the customer, oldest first."""
+def sms_texts(engine: Engine, customer_id: int, kind: str | None = None) -> list[str]:
+    """The SMS messages sent to the customer (of one kind: "code", "alert"), oldest first."""
     with engine.connect() as conn:
         payloads = conn.execute(
             select(outbox_events.c.payload)
@@ -98,12 +121,17 @@ def sms_codes(engine: Engine, customer_id: int) -> list[str]:
             .order_by(outbox_events.c.id)
         ).scalars()
         bodies = [json.loads(p) for p in payloads]
-    found = []
-    for body in bodies:
-        if body["customer"] == customer_id:
-            text = VAULT.decrypt(body["body"], purpose="sms.body")
-            found.append(re.findall(r"(?<!\d)\d{6}(?!\d)", text)[0])
-    return found
+    return [
+        VAULT.decrypt(body["body"], purpose="sms.body")
+        for body in bodies
+        if body["customer"] == customer_id and kind in (None, body["kind"])
+    ]
+
+
+def sms_codes(engine: Engine, customer_id: int) -> list[str]:
+    """The codes in the SMS messages sent to the customer, oldest first."""
+    texts = sms_texts(engine, customer_id, "code")
+    return [re.findall(r"(?<!\d)\d{6}(?!\d)", text)[0] for text in texts]
 
 
 def begin(
@@ -115,10 +143,10 @@ def begin(
 
 
 def verify(
-    api: TestClient, challenge: str, factor: str, code: str, *, device: str = ""
+    api: TestClient, challenge: str, factor: str, code: str, *, device: str = "", **extra: Any
 ) -> httpx.Response:
     headers = {"X-Device-ID": device} if device else {}
-    body = {"challenge": challenge, "factor": factor, "code": code}
+    body = {"challenge": challenge, "factor": factor, "code": code, **extra}
     return api.post("/api/v1/auth/login/verify", json=body, headers=headers)
 
 

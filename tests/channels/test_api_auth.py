@@ -12,30 +12,43 @@ from sqlalchemy import select
 
 from ebank.core.settings import get_settings
 from ebank.core.tables import audit_log
+from ebank.enrolment import service as enrolment
+from ebank.security import devices
 from ebank.security import service as security
 from ebank.security.tables import credentials, login_challenges, sessions
+from ebank.security.tables import devices as device_rows
 from tests.channels.api_support import (
+    BOTH,
     DEVICE,
+    ONLINE,
     PASSWORD,
     STAFF_PASSWORD,
     WRONG,
     bearer,
     begin,
+    bind_device,
     count,
     customer,
     login,
     member,
     sms_codes,
+    sms_texts,
     staff_login,
     token_code,
     verify,
 )
+from tests.support import STAFF, VAULT
 
 ME = "/api/v1/me"
 
 
 def idle() -> timedelta:
     return timedelta(seconds=get_settings().session_idle_seconds)
+
+
+def bound_here(engine, person, device: str) -> bool:
+    with engine.connect() as conn:
+        return devices.is_bound(conn, VAULT, person.id, device)
 
 
 def other_code(code: str) -> str:
@@ -53,7 +66,7 @@ def failures_of(engine, customer_id: int) -> int:
 
 # -- the two steps ------------------------------------------------------------------------------
 def test_password_then_token_code_opens_a_session_whose_token_works(api, writer, clock):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     started = begin(api, person.id_number)
     assert started.status_code == 200
     body = started.json()
@@ -71,7 +84,7 @@ def test_password_then_token_code_opens_a_session_whose_token_works(api, writer,
 
 
 def test_password_then_sms_code_by_mobile_number_opens_a_session(api, writer, engine):
-    person = customer(writer, 1, token=False)
+    person = customer(writer, 1, token=False, enrolled=ONLINE)
     started = begin(api, person.mobile, send_sms=True)
     assert started.status_code == 200
     assert started.json()["factors"] == ["sms"]  # no token enrolled: not offered
@@ -83,14 +96,14 @@ def test_password_then_sms_code_by_mobile_number_opens_a_session(api, writer, en
 
 
 def test_no_sms_is_sent_unless_asked_nor_after_a_wrong_password(api, writer, engine):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     assert begin(api, person.mobile).status_code == 200
     assert begin(api, person.mobile, WRONG, send_sms=True).status_code == 401
     assert sms_codes(engine, person.id) == []
 
 
 def test_wrong_password_wrong_codes_and_unknown_customers_answer_alike(api, writer, engine, clock):
-    first, second, third = (customer(writer, n) for n in (1, 2, 3))
+    first, second, third = (customer(writer, n, enrolled=ONLINE) for n in (1, 2, 3))
     answers = [begin(api, first.mobile, WRONG), begin(api, "13999999999")]
     challenge = begin(api, second.mobile, send_sms=True).json()["challenge"]
     (sms,) = sms_codes(engine, second.id)
@@ -126,7 +139,7 @@ class CountingHasher:
 
 
 def test_an_unknown_customer_costs_a_password_hash_like_a_known_one(api, writer, monkeypatch):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     counting = CountingHasher(security._hasher)
     monkeypatch.setattr(security, "_hasher", counting)
     begin(api, person.mobile, WRONG)
@@ -136,7 +149,7 @@ def test_an_unknown_customer_costs_a_password_hash_like_a_known_one(api, writer,
 
 
 def test_malformed_logins_are_400_and_count_nothing(api, writer, engine):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     for body in (
         {"login": "12345", "password": PASSWORD},
         {"login": person.mobile, "password": 12345678},
@@ -154,7 +167,7 @@ def test_malformed_logins_are_400_and_count_nothing(api, writer, engine):
 
 # -- lockout ------------------------------------------------------------------------------------
 def test_five_wrong_passwords_lock_with_warnings_before(api, writer, clock):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     answers = [begin(api, person.mobile, WRONG).json() for _ in range(5)]
     assert [a["code"] for a in answers] == [
         "AUTH_FAILED",
@@ -174,7 +187,7 @@ def test_five_wrong_passwords_lock_with_warnings_before(api, writer, clock):
 def test_wrong_codes_count_on_the_same_lockout_and_a_right_password_does_not_reset_it(
     api, writer, engine, clock
 ):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     for _ in range(3):
         begin(api, person.mobile, WRONG)
     challenge = begin(api, person.mobile).json()["challenge"]
@@ -193,7 +206,7 @@ def test_wrong_codes_count_on_the_same_lockout_and_a_right_password_does_not_res
 
 
 def test_a_completed_login_ends_the_run_of_failures(api, writer, engine, clock):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     for _ in range(4):
         begin(api, person.mobile, WRONG)
     login(api, clock, person)
@@ -201,7 +214,7 @@ def test_a_completed_login_ends_the_run_of_failures(api, writer, engine, clock):
 
 
 def test_failed_logins_are_in_the_audit_chain(api, writer, engine):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     begin(api, person.mobile, WRONG)
     begin(api, "13999999999", WRONG)
     with engine.connect() as conn:
@@ -213,7 +226,7 @@ def test_failed_logins_are_in_the_audit_chain(api, writer, engine):
 
 # -- the challenge ------------------------------------------------------------------------------
 def test_a_challenge_completes_once(api, writer, clock):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     challenge = begin(api, person.mobile).json()["challenge"]
     assert verify(api, challenge, "token", token_code(person, clock)).status_code == 200
     clock.advance(timedelta(seconds=30))
@@ -223,7 +236,7 @@ def test_a_challenge_completes_once(api, writer, clock):
 
 
 def test_a_challenge_expires_with_its_sms_code(api, writer, engine, clock):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     challenge = begin(api, person.mobile, send_sms=True).json()["challenge"]
     (sms,) = sms_codes(engine, person.id)
     clock.advance(timedelta(seconds=get_settings().sms_code_ttl_seconds))
@@ -231,7 +244,7 @@ def test_a_challenge_expires_with_its_sms_code(api, writer, engine, clock):
 
 
 def test_an_sms_code_completes_only_the_login_it_was_sent_for(api, writer, engine):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     first = begin(api, person.mobile, send_sms=True).json()["challenge"]
     (code,) = sms_codes(engine, person.id)
     second = begin(api, person.mobile).json()["challenge"]  # no new SMS: the code still stands
@@ -240,7 +253,7 @@ def test_an_sms_code_completes_only_the_login_it_was_sent_for(api, writer, engin
 
 
 def test_someone_elses_challenge_or_garbage_gets_nowhere(api, writer, clock):
-    mine, theirs = customer(writer, 1), customer(writer, 2)
+    mine, theirs = customer(writer, 1, enrolled=ONLINE), customer(writer, 2, enrolled=ONLINE)
     challenge = begin(api, theirs.mobile).json()["challenge"]
     # My token code does not complete their login.
     assert verify(api, challenge, "token", token_code(mine, clock)).status_code == 401
@@ -250,22 +263,196 @@ def test_someone_elses_challenge_or_garbage_gets_nowhere(api, writer, clock):
     assert verify(api, challenge, "token", token_code(theirs, clock)).status_code == 200
 
 
-# -- the mobile channel -------------------------------------------------------------------------
+# -- enrolment -----------------------------------------------------------------------------------
+def test_a_login_needs_an_enrolment_for_its_channel_said_only_after_the_right_password(
+    api, writer, engine
+):
+    person = customer(writer, 1)  # a password and a token, but no enrolment
+    wrong = begin(api, person.mobile, WRONG)
+    assert (wrong.status_code, wrong.json()["code"]) == (401, "AUTH_FAILED")
+    right = begin(api, person.mobile, send_sms=True)
+    assert (right.status_code, right.json()["code"]) == (403, "NOT_ENROLLED")
+    assert sms_codes(engine, person.id) == [] and count(engine, login_challenges) == 0
+    assert failures_of(engine, person.id) == 1  # the wrong one counted; the refusal did not
+    online = customer(writer, 2, enrolled=ONLINE)
+    mobile = begin(api, online.mobile, channel="mobile", device=DEVICE)
+    assert mobile.json()["code"] == "NOT_ENROLLED"  # enrolled online, not on mobile
+
+
+def test_an_enrolment_ended_between_the_two_steps_stops_the_login(api, writer, engine, clock):
+    person = customer(writer, 1, enrolled=ONLINE)
+    challenge = begin(api, person.mobile).json()["challenge"]
+    writer.execute(
+        enrolment.cancel(customer_id=person.id, channel="online", actor=STAFF, via="counter")
+    )
+    done = verify(api, challenge, "token", token_code(person, clock))
+    assert (done.status_code, done.json()["code"]) == (403, "NOT_ENROLLED")
+    assert count(engine, sessions) == 0
+
+
+# -- the mobile channel and its devices ---------------------------------------------------------
 def test_mobile_login_needs_its_device_and_finishes_on_the_same_one(api, writer, clock):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=BOTH)
+    bind_device(writer, person)
     assert begin(api, person.mobile, channel="mobile").json()["code"] == "INVALID_INPUT"
-    challenge = begin(api, person.mobile, channel="mobile", device=DEVICE).json()["challenge"]
+    started = begin(api, person.mobile, channel="mobile", device=DEVICE).json()
+    assert (started["factors"], started["binds_device"]) == (["sms", "token"], False)
     code = token_code(person, clock)
-    assert verify(api, challenge, "token", code, device="another").status_code == 401
-    assert verify(api, challenge, "token", code).status_code == 401
-    done = verify(api, challenge, "token", code, device=DEVICE)
+    assert verify(api, started["challenge"], "token", code, device="another").status_code == 401
+    assert verify(api, started["challenge"], "token", code).status_code == 401
+    done = verify(api, started["challenge"], "token", code, device=DEVICE)
     assert done.status_code == 200
     assert done.json()["session"]["channel"] == "mobile"
 
 
+def test_an_unbound_phone_is_told_to_bind_only_after_the_right_password(api, writer, engine):
+    person = customer(writer, 1, enrolled=BOTH)
+    wrong = begin(api, person.mobile, WRONG, channel="mobile", device=DEVICE)
+    assert (wrong.status_code, wrong.json()["code"]) == (401, "AUTH_FAILED")
+    right = begin(api, person.mobile, channel="mobile", device=DEVICE, send_sms=True)
+    assert (right.status_code, right.json()["code"]) == (403, "DEVICE_NOT_BOUND")
+    assert sms_codes(engine, person.id) == [] and count(engine, login_challenges) == 0
+
+
+def test_the_first_login_on_a_new_phone_binds_it_with_the_sms_code(api, writer, engine, clock):
+    person = customer(writer, 1, enrolled=BOTH)
+    started = begin(api, person.mobile, channel="mobile", device=DEVICE, device_name="新手机")
+    assert started.status_code == 200, started.json()
+    body = started.json()
+    assert (body["factors"], body["sms_sent"], body["binds_device"]) == (["sms"], True, True)
+    [text] = sms_texts(engine, person.id)
+    assert "绑定手机银行新设备“新手机”" in text
+    (code,) = sms_codes(engine, person.id)
+    done = verify(api, body["challenge"], "sms", code, device=DEVICE, device_name="新手机")
+    assert done.status_code == 200, done.json()
+    token = done.json()["token"]
+    [device] = api.get(f"{ME}/devices", headers=bearer(token)).json()["devices"]
+    assert device["label"] == "新手机"
+    assert "已绑定新设备“新手机”" in sms_texts(engine, person.id)[-1]  # the alert
+    # Bound now: the next login is an ordinary one, and the token will do.
+    again = begin(api, person.mobile, channel="mobile", device=DEVICE, device_name="新手机").json()
+    assert (again["factors"], again["binds_device"]) == (["sms", "token"], False)
+    finished = verify(api, again["challenge"], "token", token_code(person, clock), device=DEVICE)
+    assert finished.status_code == 200
+    assert len(sms_texts(engine, person.id)) == 2  # no login alert from a device just bound
+
+
+def test_a_binding_login_takes_the_sms_code_and_its_device_name_and_nothing_else(
+    api, writer, engine, clock
+):
+    person = customer(writer, 1, enrolled=BOTH)
+    challenge = begin(
+        api, person.mobile, channel="mobile", device=DEVICE, device_name="新手机"
+    ).json()["challenge"]
+    (code,) = sms_codes(engine, person.id)
+    token = verify(api, challenge, "token", token_code(person, clock), device=DEVICE,
+                   device_name="新手机")  # fmt: skip
+    assert (token.status_code, token.json()["code"]) == (400, "INVALID_INPUT")
+    unnamed = verify(api, challenge, "sms", code, device=DEVICE)
+    assert (unnamed.status_code, unnamed.json()["code"]) == (403, "DEVICE_NOT_BOUND")
+    wrong = verify(api, challenge, "sms", other_code(code), device=DEVICE, device_name="新手机")
+    assert wrong.json()["code"] == "AUTH_FAILED"
+    assert failures_of(engine, person.id) == 1  # counted on the login's one lockout
+    assert not bound_here(engine, person, DEVICE) and count(engine, sessions) == 0
+    elsewhere = verify(api, challenge, "sms", code, device="another", device_name="新手机")
+    assert elsewhere.json()["code"] == "SESSION_EXPIRED"
+    done = verify(api, challenge, "sms", code, device=DEVICE, device_name="新手机")
+    assert done.status_code == 200
+    assert bound_here(engine, person, DEVICE)
+
+
+def test_a_code_sent_to_bind_one_phone_binds_no_other(api, writer, engine):
+    person = customer(writer, 1, enrolled=BOTH)
+    begin(api, person.mobile, channel="mobile", device=DEVICE, device_name="新手机")
+    (code,) = sms_codes(engine, person.id)
+    other = begin(
+        api, person.mobile, channel="mobile", device="another-phone", device_name="旧手机"
+    )
+    assert other.json()["binds_device"] is True
+    done = verify(api, other.json()["challenge"], "sms", code, device="another-phone",
+                  device_name="旧手机")  # fmt: skip
+    assert done.json()["code"] == "AUTH_FAILED"
+    assert not bound_here(engine, person, "another-phone")
+
+
+def test_a_login_locked_between_the_steps_binds_nothing(api, writer, engine):
+    person = customer(writer, 1, enrolled=BOTH)
+    challenge = begin(
+        api, person.mobile, channel="mobile", device=DEVICE, device_name="新手机"
+    ).json()["challenge"]
+    (code,) = sms_codes(engine, person.id)
+    for _ in range(5):
+        begin(api, person.mobile, WRONG)
+    done = verify(api, challenge, "sms", code, device=DEVICE, device_name="新手机")
+    assert (done.status_code, done.json()["code"]) == (423, "CREDENTIAL_LOCKED")
+    assert not bound_here(engine, person, DEVICE) and count(engine, sessions) == 0
+
+
+def test_a_phone_unbound_between_the_steps_cannot_finish_its_login(api, writer, engine, clock):
+    person = customer(writer, 1, enrolled=BOTH)
+    bind_device(writer, person)
+    challenge = begin(api, person.mobile, channel="mobile", device=DEVICE).json()["challenge"]
+    with engine.connect() as conn:
+        [device] = devices.devices_of(conn, person.id)
+    writer.execute(
+        devices.unbind(customer_id=person.id, device_id=device.id, actor=STAFF, channel="counter")
+    )
+    done = verify(api, challenge, "token", token_code(person, clock), device=DEVICE)
+    assert (done.status_code, done.json()["code"]) == (403, "DEVICE_NOT_BOUND")
+    assert count(engine, sessions) == 0
+
+
+def test_binding_stops_at_the_device_limit(api, writer, engine, monkeypatch):
+    person = customer(writer, 1, enrolled=BOTH)
+    monkeypatch.setenv("EBANK_MAX_BOUND_DEVICES", "1")
+    get_settings.cache_clear()
+    try:
+        bind_device(writer, person)
+        full = begin(api, person.mobile, channel="mobile", device="phone-2", device_name="二号")
+        assert (full.status_code, full.json()["code"]) == (422, "TOO_MANY_DEVICES")
+    finally:
+        monkeypatch.delenv("EBANK_MAX_BOUND_DEVICES")
+        get_settings.cache_clear()
+    assert len(sms_codes(engine, person.id)) == 1  # the first binding's code, no other
+
+
+def test_a_device_name_is_for_the_mobile_app_and_must_be_a_plain_name(api, writer, engine):
+    person = customer(writer, 1, enrolled=BOTH)
+    online = begin(api, person.mobile, device_name="浏览器")
+    assert (online.status_code, online.json()["code"]) == (400, "INVALID_INPUT")
+    for name in ("客服4001234567", "", "x" * 31):
+        answer = begin(api, person.mobile, channel="mobile", device=DEVICE, device_name=name)
+        assert answer.status_code == 400, (name, answer.json())
+    assert sms_codes(engine, person.id) == []
+
+
+# -- logins noted by device ---------------------------------------------------------------------
+def test_the_first_login_from_a_browser_texts_an_alert_and_later_ones_do_not(
+    api, writer, engine, clock
+):
+    person = customer(writer, 1, enrolled=ONLINE)
+    login(api, clock, person, device="browser-1")
+    [alert] = sms_texts(engine, person.id)
+    assert "网上银行" in alert and "新设备登录" in alert
+    login(api, clock, person, device="browser-1")
+    login(api, clock, person)  # a browser that keeps no id: nothing to note
+    assert len(sms_texts(engine, person.id)) == 1
+    login(api, clock, person, device="browser-2")
+    assert len(sms_texts(engine, person.id)) == 2
+
+
+def test_a_login_that_fails_its_second_factor_notes_no_device(api, writer, engine, clock):
+    person = customer(writer, 1, enrolled=ONLINE)
+    challenge = begin(api, person.mobile, device="browser-1").json()["challenge"]
+    code = other_code(token_code(person, clock))
+    wrong = verify(api, challenge, "token", code, device="browser-1")
+    assert wrong.status_code == 401
+    assert count(engine, device_rows) == 0 and sms_texts(engine, person.id) == []
+
+
 # -- sessions -----------------------------------------------------------------------------------
 def test_no_token_or_a_bad_one_is_401(api, writer, clock):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     token = login(api, clock, person)
     missing = api.get(ME)
     assert missing.status_code == 401 and missing.json()["code"] == "AUTH_REQUIRED"
@@ -282,7 +469,7 @@ def test_no_token_or_a_bad_one_is_401(api, writer, clock):
 
 
 def test_a_session_idle_for_five_minutes_is_401(api, writer, clock):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     token = login(api, clock, person)
     clock.advance(idle() - timedelta(seconds=1))
     assert api.get(ME, headers=bearer(token)).status_code == 200
@@ -293,7 +480,7 @@ def test_a_session_idle_for_five_minutes_is_401(api, writer, clock):
 
 
 def test_a_busy_session_ends_twelve_hours_after_it_began(api, writer, clock):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     token = login(api, clock, person)
     began = clock.now()
     end = began + timedelta(hours=get_settings().session_absolute_hours)
@@ -305,7 +492,7 @@ def test_a_busy_session_ends_twelve_hours_after_it_began(api, writer, clock):
 
 
 def test_logout_ends_the_session(api, writer, clock):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     token = login(api, clock, person)
     assert api.post("/api/v1/auth/logout", headers=bearer(token)).status_code == 204
     assert api.get(ME, headers=bearer(token)).status_code == 401
@@ -360,7 +547,7 @@ def test_staff_sessions_end_after_idle_and_on_logout(api, writer, clock):
 def test_customer_tokens_are_refused_by_staff_endpoints_and_staff_tokens_by_customers(
     api, writer, engine, clock
 ):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     member(writer, "super1", "supervisor", "teller", "risk")
     customer_token, staff_token = login(api, clock, person), staff_login(api, "super1")
     for path in (
@@ -392,7 +579,7 @@ def test_customer_tokens_are_refused_by_staff_endpoints_and_staff_tokens_by_cust
     ],
 )
 def test_each_role_does_only_its_own_work(api, writer, roles, allowed):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     member(writer, "someone", *roles)
     headers = {**bearer(staff_login(api, "someone")), "Idempotency-Key": "k1"}
     attempts = {

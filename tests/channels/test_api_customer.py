@@ -1,6 +1,6 @@
-"""The customer's own things through the API: accounts, statements, cards and sessions.
+"""The customer's own things through the API: accounts, statements, cards, devices and sessions.
 
-Someone else's account, card or session answers exactly like one that does not exist, and
+Someone else's account, card, device or session answers exactly like one that does not exist, and
 asking for it changes nothing. Amounts go out as exact decimal strings and come in the same
 way. Every test runs on SQLite and PostgreSQL.
 """
@@ -10,13 +10,19 @@ from sqlalchemy import select
 from ebank.cards import service as cards
 from ebank.cards.tables import card_events
 from ebank.core import audit
-from ebank.core.tables import outbox_events
+from ebank.core.tables import audit_log, outbox_events
+from ebank.security import devices
 from ebank.security.tables import sessions
 from tests.channels.api_support import (
+    BOTH,
     DEVICE,
+    DEVICE_NAME,
+    ONLINE,
     Person,
     account_with_money,
     bearer,
+    begin,
+    bind_device,
     count,
     customer,
     login,
@@ -35,7 +41,7 @@ def issue_debit(writer, person: Person, number: str) -> int:
 
 def two_customers(api, writer, clock):
     """Me (logged in) and someone else, each with an account and a debit card."""
-    me, other = customer(writer, 1), customer(writer, 2)
+    me, other = customer(writer, 1, enrolled=ONLINE), customer(writer, 2, enrolled=ONLINE)
     mine = account_with_money(writer, me, [10_000])
     theirs = account_with_money(writer, other, [99_999_00])
     return {
@@ -55,7 +61,7 @@ def get(api, token: str, path: str):
 
 # -- me and my accounts -------------------------------------------------------------------------
 def test_me_shows_my_record_with_numbers_masked(api, writer, clock):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=ONLINE)
     me = get(api, login(api, clock, person), "/me").json()
     assert me["id"] == person.id
     assert me["id_number_masked"] == person.id_number[:6] + "*" * 8 + person.id_number[-4:]
@@ -85,7 +91,7 @@ def test_someone_elses_account_and_statement_answer_like_missing_ones(api, write
 
 # -- statements ---------------------------------------------------------------------------------
 def test_statement_pages_with_a_cursor_and_filters_by_exact_amounts(api, writer, clock):
-    me = customer(writer, 1)
+    me = customer(writer, 1, enrolled=ONLINE)
     number = account_with_money(writer, me, [100, 2_550, 10_000, 12_345])
     token = login(api, clock, me)
     first = get(api, token, f"/me/accounts/{number}/statement?limit=3").json()
@@ -104,7 +110,7 @@ def test_statement_pages_with_a_cursor_and_filters_by_exact_amounts(api, writer,
 
 
 def test_bad_statement_queries_are_400(api, writer, clock):
-    me = customer(writer, 1)
+    me = customer(writer, 1, enrolled=ONLINE)
     number = account_with_money(writer, me, [100])
     token = login(api, clock, me)
     for query, code in (
@@ -180,16 +186,57 @@ def test_reporting_someone_elses_card_lost_is_404_and_changes_nothing(api, write
 
 
 def test_ids_beyond_64_bits_or_not_numbers_are_400_not_500(api, writer, clock):
-    token = login(api, clock, customer(writer, 1))
+    token = login(api, clock, customer(writer, 1, enrolled=ONLINE))
     for path in ("/me/cards/" + "9" * 30, "/me/cards/0", "/me/cards/abc", "/me/cards/-1"):
         answer = get(api, token, path)
         assert answer.status_code == 400, (path, answer.json())
     assert api.delete("/api/v1/me/sessions/" + "9" * 30, headers=bearer(token)).status_code == 400
 
 
+# -- devices ------------------------------------------------------------------------------------
+def test_i_list_and_unbind_my_devices_and_that_phone_must_bind_again(api, writer, engine, clock):
+    me = customer(writer, 1, enrolled=BOTH)
+    bind_device(writer, me)
+    token = login(api, clock, me)
+    [device] = get(api, token, "/me/devices").json()["devices"]
+    assert device["label"] == DEVICE_NAME and set(device) == {
+        "id", "label", "bound_at", "last_seen_at"
+    }  # fmt: skip
+    gone = api.delete(f"/api/v1/me/devices/{device['id']}", headers=bearer(token))
+    assert gone.status_code == 204
+    assert get(api, token, "/me/devices").json()["devices"] == []
+    again = begin(api, me.mobile, channel="mobile", device=DEVICE)
+    assert again.json()["code"] == "DEVICE_NOT_BOUND"
+    with engine.connect() as conn:
+        [unbound] = conn.execute(select(audit_log).where(audit_log.c.action == "device.unbind"))
+    assert (unbound.actor, unbound.channel) == (f"customer:{me.id}", "online")
+
+
+def test_unbinding_someone_elses_device_is_404_like_none_and_it_stays_bound(
+    api, writer, engine, clock
+):
+    me, other = customer(writer, 1, enrolled=ONLINE), customer(writer, 2, enrolled=BOTH)
+    bind_device(writer, other)
+    with engine.connect() as conn:
+        [theirs] = devices.devices_of(conn, other.id)
+    token = login(api, clock, me)
+    assert get(api, token, "/me/devices").json()["devices"] == []
+    answer = api.delete(f"/api/v1/me/devices/{theirs.id}", headers=bearer(token))
+    missing = api.delete("/api/v1/me/devices/987654", headers=bearer(token))
+    assert answer.status_code == missing.status_code == 404
+    assert answer.json() == missing.json()
+    assert answer.json()["code"] == "DEVICE_NOT_FOUND"
+    with engine.connect() as conn:
+        assert devices.devices_of(conn, other.id) == [theirs]
+    too_big = api.delete("/api/v1/me/devices/" + "9" * 30, headers=bearer(token))
+    assert too_big.status_code == 400
+    assert api.get("/api/v1/me/devices").status_code == 401
+
+
 # -- sessions -----------------------------------------------------------------------------------
 def test_my_sessions_list_mine_and_mark_the_current_one(api, writer, clock):
-    me, other = customer(writer, 1), customer(writer, 2)
+    me, other = customer(writer, 1, enrolled=BOTH), customer(writer, 2, enrolled=ONLINE)
+    bind_device(writer, me)
     phone = login(api, clock, me, channel="mobile", device=DEVICE)
     web = login(api, clock, me)
     login(api, clock, other)
@@ -199,7 +246,8 @@ def test_my_sessions_list_mine_and_mark_the_current_one(api, writer, clock):
 
 
 def test_ending_my_other_session_logs_that_device_out(api, writer, clock):
-    me = customer(writer, 1)
+    me = customer(writer, 1, enrolled=BOTH)
+    bind_device(writer, me)
     phone = login(api, clock, me, channel="mobile", device=DEVICE)
     web = login(api, clock, me)
     phone_id = get(api, phone, "/me/sessions").json()["sessions"][1]["id"]
@@ -209,7 +257,7 @@ def test_ending_my_other_session_logs_that_device_out(api, writer, clock):
 
 
 def test_ending_someone_elses_session_is_404_and_it_lives_on(api, writer, engine, clock):
-    me, other = customer(writer, 1), customer(writer, 2)
+    me, other = customer(writer, 1, enrolled=ONLINE), customer(writer, 2, enrolled=ONLINE)
     mine, theirs = login(api, clock, me), login(api, clock, other)
     their_id = get(api, theirs, "/me/sessions").json()["sessions"][0]["id"]
     answer = api.delete(f"/api/v1/me/sessions/{their_id}", headers=bearer(mine))

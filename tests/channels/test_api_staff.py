@@ -283,7 +283,7 @@ def test_a_credit_card_with_an_exact_limit(api, writer, teller):
 def test_a_password_and_token_set_at_the_counter_let_the_customer_log_in(
     api, writer, clock, teller
 ):
-    person = customer(writer, 1, token=False)
+    person = customer(writer, 1, token=False, enrolled=("online",))
     new_password = "counter2026set"
     set_password = api.put(
         f"{STAFF_API}/customers/{person.id}/credentials/login_password",
@@ -304,7 +304,7 @@ def test_a_password_and_token_set_at_the_counter_let_the_customer_log_in(
 
 
 def test_weak_secrets_and_unknown_kinds_are_refused(api, writer, teller):
-    person = customer(writer, 1)
+    person = customer(writer, 1, enrolled=("online",))
     path = f"{STAFF_API}/customers/{person.id}/credentials"
     for kind, secret in (
         ("login_password", "short1"),

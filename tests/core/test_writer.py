@@ -25,7 +25,7 @@ from ebank.core.clock import FixedClock
 from ebank.core.errors import EbankError
 from ebank.core.tables import idempotency_keys
 from ebank.core.writer import Command, Idempotency, Participant, Tx, Writer, fingerprint
-from tests.support import WAIT, OneBatch, outcome
+from tests.support import WAIT, OneBatch, code_of, outcome
 
 INSERT = text("INSERT INTO scratch (id, v) VALUES (:id, :v)")
 
@@ -597,6 +597,89 @@ def test_fingerprint_ignores_parameter_order_and_sees_every_value() -> None:
     assert fingerprint(a=1) != fingerprint(a=1, b=None)
     assert fingerprint(a="1") != fingerprint(a=1)
     assert len(fingerprint(a=1)) == 64
+
+
+# -- prepare: slow work before the queue ----------------------------------------------------
+
+
+def test_prepare_runs_in_the_submitting_thread_on_the_engine_before_the_command(
+    writer: Writer, engine: Engine
+) -> None:
+    seen: list[tuple[str, Any]] = []
+
+    def prepare(given: Engine) -> None:
+        seen.append(("prepare", (threading.current_thread(), given)))
+
+    def fn(tx: Tx) -> str:
+        seen.append(("fn", threading.current_thread()))
+        return "done"
+
+    assert writer.execute(Command(fn, sql=False, prepare=prepare)) == "done"
+    assert seen == [
+        ("prepare", (threading.current_thread(), engine)),
+        ("fn", writer._thread),  # the writer's own thread, in the writer's own unit test
+    ]
+
+
+def test_a_slow_prepare_does_not_hold_up_other_commands(
+    writer: Writer, engine: Engine, scratch: None
+) -> None:
+    # The slow command's prepare can only finish once another command has committed: were it
+    # run by the writer's thread, that command could not commit and this test would time out.
+    other_committed = threading.Event()
+
+    def slow(_: Engine) -> None:
+        if not other_committed.wait(WAIT):
+            raise TimeoutError("the other command never committed")
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(writer.execute, Command(lambda tx: "slow", prepare=slow))
+        try:
+            assert writer.execute(insert_row(1), timeout=WAIT) == 1
+            assert scratch_rows(engine) == [(1, "v1")]  # committed while the other prepares
+        finally:
+            other_committed.set()
+        assert waiting.result(WAIT) == "slow"
+
+
+def test_run_prepares_in_a_worker_thread_leaving_the_event_loop_free(writer: Writer) -> None:
+    loop_free = threading.Event()
+
+    def prepare(_: Engine) -> None:
+        if not loop_free.wait(WAIT):  # set by a coroutine: only a free loop gets to run it
+            raise TimeoutError("the event loop was blocked")
+
+    async def main() -> list[Any]:
+        async def free() -> None:
+            loop_free.set()
+
+        return await asyncio.gather(writer.run(Command(lambda tx: "ok", prepare=prepare)), free())
+
+    assert asyncio.run(main()) == ["ok", None]
+
+
+def test_an_error_in_prepare_is_the_commands_error_and_nothing_is_queued(
+    writer: Writer, engine: Engine, scratch: None
+) -> None:
+    def failing(_: Engine) -> None:
+        raise EbankError("INVALID_INPUT", reason="bad")
+
+    def command() -> Command[Any]:
+        return Command(lambda tx: tx.conn.execute(INSERT, {"id": 1, "v": "ran"}), prepare=failing)
+
+    future = writer.submit(command())  # does not raise: the future holds the error
+    assert code_of(outcome(future)) == "INVALID_INPUT"
+    with pytest.raises(EbankError) as caught:
+        writer.execute(command())
+    assert caught.value.details == {"reason": "bad"}
+
+    async def run() -> Any:
+        return await writer.run(command())
+
+    with pytest.raises(EbankError):
+        asyncio.run(run())
+    assert writer.commands == 0
+    assert scratch_rows(engine) == []
 
 
 # -- shutdown ------------------------------------------------------------------------------

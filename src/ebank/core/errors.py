@@ -244,6 +244,12 @@ CATALOGUE: dict[str, ErrorKind] = {
         "最多可绑定 {limit} 台设备，请先解绑不再使用的设备",
         "At most {limit} devices can be bound: unbind one you no longer use first",
     ),
+    "DEVICE_NOT_BOUND": ErrorKind(
+        403,
+        "本设备尚未绑定手机银行：请先绑定，登录时为设备命名，并输入发到您手机的短信验证码",
+        "This device is not bound to your mobile banking: bind it first by logging in with a "
+        "name for the device and the SMS code we send to your phone",
+    ),
     "NOT_FOUND": ErrorKind(404, "请求的地址不存在", "No such address"),
     "METHOD_NOT_ALLOWED": ErrorKind(
         405, "该地址不支持此操作", "This address does not allow that method"

@@ -82,11 +82,23 @@ def fingerprint(**params: Any) -> str:
 
 @dataclass(slots=True)
 class Command(Generic[T]):
+    """A write: `fn` runs in the writer's transaction, in a batch with other commands.
+
+    `prepare`, if given, is slow read-only work (hashing or verifying a password) that runs
+    before the command is queued: in the submitting thread for `submit` and `execute`, in a
+    worker thread for `run`. The writer is the process's only writer, so a 100 ms argon2id
+    inside `fn` would hold up every other command. `prepare` reads on its own connection of
+    the engine and leaves its findings where `fn` looks; `fn` must still be right when
+    `prepare` never ran (a command composed into another's `fn`) or when what it read has
+    changed by then. An error in `prepare` is the command's error, and nothing is queued.
+    """
+
     fn: Callable[["Tx"], T]
     sql: bool = True
     idempotency: Idempotency | None = None
     # (participant class, hint) pairs: participants load what the whole batch needs at once.
     prefetch: Sequence[tuple[type["Participant"], Any]] = ()
+    prepare: Callable[[Engine], None] | None = None
 
 
 class Participant:
@@ -273,24 +285,37 @@ class Writer:
 
     # -- submitting ---------------------------------------------------------------------
     def submit(self, command: Command[T]) -> "concurrent.futures.Future[T]":
-        if self._closed:
-            raise RuntimeError("writer is closed")
-        job = _Job(command, future=concurrent.futures.Future())
-        self._queue.put(job)
-        return job.future  # type: ignore[return-value]
+        """Queue a command (after its `prepare`, in this thread); its future answers."""
+        self._check_open()
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        if command.prepare is not None:
+            try:
+                command.prepare(self.engine)
+            except Exception as exc:
+                future.set_exception(exc)
+                return future
+            self._check_open()  # preparing takes a while: the writer may have closed since
+        self._queue.put(_Job(command, future=future))
+        return future
 
     def execute(self, command: Command[T], timeout: float | None = 120) -> T:
         """Run a command and return its result once committed; raise its error."""
         return self.submit(command).result(timeout)
 
     async def run(self, command: Command[T]) -> T:
-        """The asyncio form of `execute`."""
-        if self._closed:
-            raise RuntimeError("writer is closed")
+        """The asyncio form of `execute`; `prepare` runs in a worker thread."""
+        self._check_open()
+        if command.prepare is not None:
+            await asyncio.to_thread(command.prepare, self.engine)
+            self._check_open()
         loop = asyncio.get_running_loop()
         job = _Job(command, loop=loop, afuture=loop.create_future())
         self._queue.put(job)
         return await job.afuture  # type: ignore[no-any-return, misc]
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("writer is closed")
 
     def close(self) -> None:
         """Finish what is queued before the call, then stop; later submissions are refused."""

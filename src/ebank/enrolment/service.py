@@ -172,18 +172,21 @@ def begin_self_enrolment(
 ) -> Command[Checked[CodeIssued]]:
     """Check the card's PIN, then text a code to the mobile number the bank holds."""
 
+    def holder_of(conn: Connection) -> int | None:
+        _self_channel(channel)  # bad input is refused before any hashing
+        card = cards.find_card(conn, vault, card_number)
+        return None if card is None else card.customer_id
+
+    # The PIN is checked (or a decoy hashed) before anything about the card is told.
+    check = security.CredentialCheck("transaction_pin", pin, holder_of)
+
     def run(tx: Tx) -> Checked[CodeIssued]:
-        ch = _channel(channel)
-        if ch not in ("online", "mobile"):
-            raise EbankError("INVALID_INPUT", reason="self-enrolment is online or mobile")
-        # The PIN is checked (or a decoy hashed) before anything about the card is told.
+        ch = _self_channel(channel)
+        verdict = check.record(tx, channel=ch)
+        if not verdict.ok:
+            return Checked(verdict)
         card = cards.find_card(tx.conn, vault, card_number)
-        verdict = security.check_secret(
-            customer_id=0 if card is None else card.customer_id, kind="transaction_pin",
-            secret=pin, channel=ch,
-        ).fn(tx)  # fmt: skip
-        if card is None or not verdict.ok:
-            return Checked(Verdict(False) if card is None else verdict)
+        assert card is not None  # the PIN of no card never passes
         cards.check_usable(card, today=business_date(tx.now))
         issued = security.issue_code(
             vault, customer_id=card.customer_id, purpose=SELF_ENROLMENT_PURPOSE,
@@ -191,7 +194,14 @@ def begin_self_enrolment(
         ).fn(tx)  # fmt: skip
         return Checked(verdict, issued)
 
-    return Command(run)
+    return Command(run, prepare=check.prepare)
+
+
+def _self_channel(channel: object) -> str:
+    ch = _channel(channel)
+    if ch not in ("online", "mobile"):
+        raise EbankError("INVALID_INPUT", reason="self-enrolment is online or mobile")
+    return ch
 
 
 _CHANNEL_ZH = {"online": "网上银行", "mobile": "手机银行", "phone": "电话银行", "sms": "短信银行"}
@@ -203,6 +213,7 @@ def complete_self_enrolment(
     """With the code, enrol the card's holder on the channel at the low-assurance limits and
     set their login password. A customer already enrolled on the channel keeps what they
     agreed (a counter enrolment, or limits they lowered)."""
+    password = security.NewSecret("login_password", login_password)
 
     def run(tx: Tx) -> Checked[Enrolment]:
         ch = _channel(channel)
@@ -219,17 +230,14 @@ def complete_self_enrolment(
         cards.check_usable(card, today=business_date(tx.now))
         customers.holder(tx.conn, holder, lock=True)
         actor = f"customer:{holder}"
-        security.set_secret(
-            customer_id=holder, kind="login_password", secret=login_password, actor=actor,
-            channel=ch,
-        ).fn(tx)  # fmt: skip
+        security.save_secret(tx, password, customer_id=holder, actor=actor, channel=ch)
         live = _live(tx.conn, holder, ch)
         if live is not None:  # enrolling again neither lowers nor raises what was agreed
             return Checked(verdict, _view(live))
         limits = _agreed(tx.conn, ch, "self", None, None)
         return Checked(verdict, _enrol(tx, holder, ch, "self", limits, actor))
 
-    return Command(run)
+    return Command(run, prepare=password.prepare)
 
 
 # -- the customer's own limits -------------------------------------------------------------------

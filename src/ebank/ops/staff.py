@@ -1,7 +1,7 @@
 """Bank staff: who they are, which roles they hold, and how they log in to the console.
 
 A member of staff logs in with a username and a password (argon2id). The attempts count on
-the staff row with the very code that counts customers' (`security.service.verify_secret`),
+the staff row with the very code that counts customers' (`security.service.SecretCheck`),
 so the lockout is the same: locked after 5 failures, for good after the 3rd lock. Success
 opens a console session (`security.sessions`), the one mechanism customers use too.
 
@@ -67,6 +67,7 @@ def add(
     channel: str = "cli",
 ) -> Command[StaffMember]:  # fmt: skip
     """Give someone a console login with these roles."""
+    new = security.NewSecret("login_password", password)
 
     def run(tx: Tx) -> StaffMember:
         canonical = _username(username)
@@ -79,7 +80,7 @@ def add(
         if not name.strip().isprintable():
             raise EbankError("INVALID_INPUT", reason="a name is printable text")
         held = _roles(roles)
-        secret = security.hash_secret("login_password", password)
+        secret = new.hashed()
         if tx.conn.execute(select(staff.c.id).where(staff.c.username == canonical)).first():
             raise EbankError("STAFF_EXISTS", username=canonical)
         row = {
@@ -101,7 +102,7 @@ def add(
         )  # fmt: skip
         return _view({**row, "id": staff_id})
 
-    return Command(run)
+    return Command(run, prepare=new.prepare)
 
 
 def _view(row: Any) -> StaffMember:
@@ -135,14 +136,19 @@ def login(*, username: str, password: str) -> Command[Checked[StaffLogin]]:
 
     An unknown username fails exactly like a wrong password, after hashing a decoy.
     """
+    canonical = _username(username)
+
+    def load(conn: Connection, lock: bool) -> Any:
+        if canonical is None:
+            return None
+        query = select(staff).where(staff.c.username == canonical)
+        return conn.execute(query.with_for_update() if lock else query).mappings().first()
+
+    check = security.SecretCheck(password, load, table=staff)
 
     def run(tx: Tx) -> Checked[StaffLogin]:
-        canonical = _username(username)
-        row = None
-        if canonical is not None:
-            query = select(staff).where(staff.c.username == canonical).with_for_update()
-            row = tx.conn.execute(query).mappings().first()
-        verdict = security.verify_secret(tx, staff, row, password)
+        verdict = check.record(tx)
+        row = check.row
         if not verdict.ok:
             audit.record(
                 tx, actor="anonymous" if row is None else f"staff:{row['id']}",
@@ -154,4 +160,4 @@ def login(*, username: str, password: str) -> Command[Checked[StaffLogin]]:
         started = sessions.start(staff_id=row["id"], channel="console").fn(tx)
         return Checked(verdict, StaffLogin(_view(row), started))
 
-    return Command(run)
+    return Command(run, prepare=check.prepare)

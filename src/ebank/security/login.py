@@ -1,11 +1,19 @@
 """A customer logs in: the login password first, then an SMS code or a token code.
 
 Step one names the customer by resident ID number or mobile number and checks the password.
-An unknown customer fails exactly like a wrong password, after hashing a decoy. A right
+An unknown customer fails exactly like a wrong password, after hashing a decoy; the password
+is verified before the writer (`Command.prepare`), which only counts the attempt. A right
 password opens a login challenge that lives as long as an SMS code, says which second factors
 the customer has, and sends the SMS code if asked. Step two checks a code against that
 challenge and opens the session. Both steps count on the login's one lockout (see
 `security.service.check_login_factor`), and their errors never say which factor was wrong.
+
+Only after the right password does a login say why it cannot go on: no live enrolment for the
+channel (NOT_ENROLLED), or, on mobile, a device not bound (DEVICE_NOT_BOUND). A mobile login
+that names its unbound device binds it: the code texted for that device (`devices`) is its
+second factor, so the first login on a new phone is password + SMS code, and binds the phone.
+Every completed login notes its device (`devices.note_login`): a first login from a browser
+the customer never used texts them an alert.
 """
 
 import secrets
@@ -14,7 +22,6 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, select
 
-from ebank.core import audit
 from ebank.core.clock import as_utc
 from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
@@ -22,9 +29,10 @@ from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Tx
 from ebank.customers import service as customers
 from ebank.customers.models import Kind
+from ebank.enrolment import service as enrolment
+from ebank.security import devices, sessions
 from ebank.security import service as security
-from ebank.security import sessions
-from ebank.security.service import LOGIN_PURPOSE, Checked
+from ebank.security.service import LOGIN_PURPOSE, Checked, Verdict
 from ebank.security.tables import credentials, login_challenges
 
 _SMS_WORDING = {"online": "登录网上银行", "mobile": "登录手机银行"}
@@ -37,21 +45,50 @@ class Challenge:
     factors: tuple[str, ...]  # the second factors this customer has
     sms_sent: bool
     expires_at: datetime
+    binds_device: bool = False  # step two binds this (mobile) device
 
 
-def _identify(conn: Connection, vault: Vault, login: object, today: date) -> int | None:
+def _identify(conn: Connection, vault: Vault, login: object) -> int | None:
     """The person a login names: 18 characters are a resident ID, anything else a mobile.
 
     A mobile number several customers gave (a family's) names no one: they log in with their
-    ID number. Enterprises log in as operators of corporate banking, not here.
+    ID number. Enterprises log in as operators of corporate banking, not here. A birth date
+    after today names no one either (none was registered), so the look-up needs no clock and
+    may run before the writer.
     """
     if not isinstance(login, str):
         raise EbankError("INVALID_INPUT", reason="a login is a resident ID or mobile number")
     if len(login.strip()) == 18:
-        found = customers.find_by_id_number(conn, vault, Kind.INDIVIDUAL, login, today=today)
+        found = customers.find_by_id_number(conn, vault, Kind.INDIVIDUAL, login, today=date.max)
         return None if found is None else found.id
     people = [c for c in customers.find_by_mobile(conn, vault, login) if c.kind == Kind.INDIVIDUAL]
     return people[0].id if len(people) == 1 else None
+
+
+def _check_input(channel: object, device: object, device_name: object) -> None:
+    if channel not in sessions.SESSION_CHANNELS:
+        raise EbankError("INVALID_INPUT", reason=f"logins are for {sessions.SESSION_CHANNELS}")
+    if not isinstance(device, str) or len(device) > 200 or not device.isprintable():
+        raise EbankError("INVALID_INPUT", reason="a device id is at most 200 printable characters")
+    if channel == "mobile" and not device:
+        raise EbankError("INVALID_INPUT", reason="the mobile app sends its device id")
+    if device_name is not None and channel != "mobile":
+        raise EbankError("INVALID_INPUT", reason="only the mobile app binds its device")
+
+
+def _admit(
+    conn: Connection, vault: Vault, customer_id: int, channel: str, device: str,
+    device_name: str | None,
+) -> bool:  # fmt: skip
+    """May the customer, whose password was right, log in here? Whether the login binds its
+    device. Told only after the password, so that it says nothing about who exists."""
+    if enrolment.enrolment_of(conn, customer_id, channel) is None:
+        raise EbankError("NOT_ENROLLED")
+    if channel != "mobile" or devices.is_bound(conn, vault, customer_id, device):
+        return False
+    if device_name is None:
+        raise EbankError("DEVICE_NOT_BOUND")
+    return True
 
 
 def _binding(challenge_id: int) -> str:
@@ -61,31 +98,27 @@ def _binding(challenge_id: int) -> str:
 
 def begin(
     vault: Vault, *, login: str, password: str, channel: str, device: str = "",
-    send_sms: bool = False,
+    device_name: str | None = None, send_sms: bool = False,
 ) -> Command[Checked[Challenge]]:  # fmt: skip
-    """Step one: check the password; on success, a challenge for the second factor."""
+    """Step one: check the password; on success, a challenge for the second factor.
+
+    On mobile, an unbound device named `device_name` is bound by this login: the SMS code for
+    it is sent at once, and is the only second factor offered.
+    """
+
+    def named(conn: Connection) -> int | None:
+        _check_input(channel, device, device_name)  # refused before any hashing
+        return _identify(conn, vault, login)
+
+    check = security.CredentialCheck("login_password", password, named)
 
     def run(tx: Tx) -> Checked[Challenge]:
-        if channel not in sessions.SESSION_CHANNELS:
-            raise EbankError("INVALID_INPUT", reason=f"logins are for {sessions.SESSION_CHANNELS}")
-        if not isinstance(device, str) or len(device) > 200:
-            raise EbankError("INVALID_INPUT", reason="a device id is at most 200 characters")
-        if channel == "mobile" and not device:
-            raise EbankError("INVALID_INPUT", reason="the mobile app sends its device id")
-        customer_id = _identify(tx.conn, vault, login, tx.business_day)
-        if customer_id is None:
-            verdict = security.verify_secret(tx, credentials, None, password)
-            audit.record(
-                tx, actor="anonymous", action="credential.check.login_password",
-                channel=channel, outcome="failed",
-            )  # fmt: skip
-            return Checked(verdict)
-        verdict = security.check_secret(
-            customer_id=customer_id, kind="login_password", secret=password, channel=channel,
-            settle=False,
-        ).fn(tx)  # fmt: skip
+        verdict = check.record(tx, settle=False, channel=channel)
         if not verdict.ok:
             return Checked(verdict)
+        customer_id = check.customer_id
+        assert customer_id is not None  # the password of no one never passes
+        binds = _admit(tx.conn, vault, customer_id, channel, device, device_name)
         token = secrets.token_urlsafe(32)
         expires = tx.now + timedelta(seconds=get_settings().sms_code_ttl_seconds)
         challenge_id = tx.conn.execute(
@@ -99,6 +132,12 @@ def begin(
                 used_at=None,
             )
         ).inserted_primary_key[0]
+        if binds:
+            assert device_name is not None
+            devices.begin_binding(
+                vault, customer_id=customer_id, device=device, label=device_name
+            ).fn(tx)
+            return Checked(verdict, Challenge(token, customer_id, ("sms",), True, expires, True))
         has_token = tx.conn.execute(
             select(credentials.c.id).where(
                 credentials.c.customer_id == customer_id, credentials.c.kind == "token"
@@ -112,38 +151,59 @@ def begin(
         factors = ("sms", "token") if has_token else ("sms",)
         return Checked(verdict, Challenge(token, customer_id, factors, send_sms, expires))
 
-    return Command(run)
+    return Command(run, prepare=check.prepare)
+
+
+def _bind_device(
+    tx: Tx, vault: Vault, customer_id: int, device: str, name: str, factor: str, code: str
+) -> Verdict:
+    """The second factor of a login that binds its device: the SMS code sent for that device
+    (a token proves nothing about the phone), counted on the login's lockout."""
+    if factor != "sms":
+        raise EbankError("INVALID_INPUT", reason="a new device is bound with the SMS code")
+    bound = devices.confirm_binding(
+        vault, customer_id=customer_id, device=device, label=name, code=code
+    ).fn(tx)
+    verdict = security.count_on_login(tx, customer_id, bound.verdict.ok)
+    if bound.verdict.ok and not verdict.ok:
+        security.require(verdict)  # a locked login binds nothing: raising undoes the binding
+    return verdict
 
 
 def complete(
-    vault: Vault, *, challenge: str, factor: str, code: str, device: str = ""
-) -> Command[Checked[sessions.Started]]:
+    vault: Vault, *, challenge: str, factor: str, code: str, device: str = "",
+    device_name: str | None = None,
+) -> Command[Checked[sessions.Started]]:  # fmt: skip
     """Step two: check the second factor against the challenge and open the session.
 
     The challenge is used once, from the device that began it, before it expires; otherwise
-    the login has to start again (SESSION_EXPIRED).
+    the login has to start again (SESSION_EXPIRED). An unbound mobile device is bound here,
+    with the SMS code sent for it and the same `device_name`.
     """
 
     def run(tx: Tx) -> Checked[sessions.Started]:
         if not isinstance(challenge, str) or not 0 < len(challenge) <= 100:
             raise EbankError("SESSION_EXPIRED")
-        if not isinstance(device, str) or len(device) > 200:
-            raise EbankError("INVALID_INPUT", reason="a device id is at most 200 characters")
         query = select(login_challenges).where(
             login_challenges.c.token_hash == sessions.digest(challenge)
         )
         row = tx.conn.execute(query.with_for_update()).mappings().first()
-        if (
-            row is None
-            or row["used_at"] is not None
-            or as_utc(row["expires_at"]) <= tx.now
-            or row["device"] != (sessions.digest(device) if device else "")
-        ):
+        if row is None or row["used_at"] is not None or as_utc(row["expires_at"]) <= tx.now:
             raise EbankError("SESSION_EXPIRED")
-        verdict = security.check_login_factor(
-            vault, customer_id=row["customer_id"], factor=factor, code=code,
-            binding=_binding(row["id"]), channel=row["channel"],
-        ).fn(tx)  # fmt: skip
+        given = sessions.digest(device) if isinstance(device, str) and device else ""
+        if row["device"] != given:
+            raise EbankError("SESSION_EXPIRED")  # only the device that began it finishes it
+        customer_id, channel = row["customer_id"], row["channel"]
+        _check_input(channel, device, device_name)
+        # Asked again: the enrolment may have ended, or the device been unbound, since step one.
+        if _admit(tx.conn, vault, customer_id, channel, device, device_name):
+            assert device_name is not None
+            verdict = _bind_device(tx, vault, customer_id, device, device_name, factor, code)
+        else:
+            verdict = security.check_login_factor(
+                vault, customer_id=customer_id, factor=factor, code=code,
+                binding=_binding(row["id"]), channel=channel,
+            ).fn(tx)  # fmt: skip
         if not verdict.ok:
             return Checked(verdict)
         tx.conn.execute(
@@ -151,9 +211,9 @@ def complete(
             .where(login_challenges.c.id == row["id"])
             .values(used_at=tx.now)
         )
-        started = sessions.start(
-            customer_id=row["customer_id"], channel=row["channel"], device=device
-        ).fn(tx)
+        started = sessions.start(customer_id=customer_id, channel=channel, device=device).fn(tx)
+        if device:
+            devices.note_login(tx, vault, customer_id=customer_id, channel=channel, device=device)
         return Checked(verdict, started)
 
     return Command(run)

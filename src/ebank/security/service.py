@@ -4,6 +4,10 @@ Every check is a writer command that returns a `Verdict` instead of raising: a f
 recorded (it counts towards the lockout) and so must be committed. Callers turn a failed
 verdict into an error with `require`, whose message never says which factor was wrong.
 
+argon2id is slow by design, and the writer is the process's only writer: passwords and PINs are
+verified, and new ones hashed, in the command's `prepare`, before it is queued (`SecretCheck`,
+`NewSecret`). Only the counting happens in the writer.
+
 Lockout (DOMAIN.md §3): after `auth_max_failures` consecutive failures a credential locks for
 `auth_lock_minutes`; the lock after `auth_locks_before_permanent` temporary ones is permanent
 until staff unlock it. The verdict of the last attempts before a lock warns how many are left,
@@ -14,6 +18,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -22,7 +27,7 @@ from typing import Any, Generic, TypeVar
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Engine, Table, select
 
 from ebank.core import audit
 from ebank.core.clock import as_utc
@@ -36,6 +41,7 @@ from ebank.ops import approvals
 from ebank.security.tables import credentials, one_time_codes
 
 KINDS = ("login_password", "transaction_pin", "token")
+SECRET_KINDS = KINDS[:2]  # the ones the customer knows: argon2id hashes
 SEED_PURPOSE = "security.token"
 CODE_PURPOSE = "security.sms_code"
 ISSUER = "ebank"
@@ -86,14 +92,16 @@ class Checked(Generic[T]):
         return self.result
 
 
-def _audited(tx: Tx, customer_id: int, what: str, channel: str, verdict: Verdict) -> Verdict:
-    """Every failed check is in the audit chain, whatever made it fail."""
+def _audited(tx: Tx, customer_id: int | None, what: str, channel: str, verdict: Verdict) -> Verdict:
+    """Every failed check is in the audit chain, whatever made it fail; a check that named
+    no customer (an unknown login or card) is anonymous."""
     if not verdict.ok:
+        who = "anonymous" if customer_id is None else f"customer:{customer_id}"
         audit.record(
             tx,
-            actor=f"customer:{customer_id}",
+            actor=who,
             action=f"credential.check.{what}",
-            subject=f"customer:{customer_id}",
+            subject="" if customer_id is None else who,
             channel=channel,
             outcome="failed",
         )
@@ -103,6 +111,19 @@ def _audited(tx: Tx, customer_id: int, what: str, channel: str, verdict: Verdict
 @cache
 def _decoy_hash() -> str:
     return _hasher.hash(secrets.token_hex(16))
+
+
+def _matches(stored: str | None, secret: object) -> bool:
+    """argon2id verification; without a stored hash, against a decoy, and failed: the time
+    taken does not say who exists."""
+    try:
+        return (
+            isinstance(secret, str)
+            and _hasher.verify(stored or _decoy_hash(), secret)
+            and stored is not None
+        )
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 # -- secrets the customer knows ----------------------------------------------------------------
@@ -145,33 +166,53 @@ def _store(tx: Tx, customer_id: int, kind: str, secret: str) -> None:
         )
 
 
-def hash_secret(kind: str, secret: object) -> str:
-    """The argon2id hash of a new login password or PIN, once it meets the rules for its kind.
+class NewSecret:
+    """A new login password or PIN, checked against the rules for its kind and hashed with
+    argon2id. Staff passwords follow the login-password rules too.
 
-    Staff passwords follow the login-password rules too.
+    Pass `prepare` to the command (`Command.prepare`) so that the hashing happens before the
+    writer; `hashed()` hashes on the spot when nobody prepared it.
     """
-    return _hasher.hash(_check_new_secret(kind, secret))
+
+    def __init__(self, kind: str, secret: object) -> None:
+        self.kind = kind
+        self.secret = secret
+        self._hash: str | None = None
+
+    def prepare(self, engine: Engine) -> None:
+        self.hashed()
+
+    def hashed(self) -> str:
+        if self._hash is None:
+            if self.kind not in SECRET_KINDS:
+                raise EbankError("INVALID_INPUT", reason="a secret is a login password or a PIN")
+            self._hash = _hasher.hash(_check_new_secret(self.kind, self.secret))
+        return self._hash
+
+
+def save_secret(tx: Tx, new: NewSecret, *, customer_id: int, actor: str, channel: str) -> None:
+    """Set a customer's login password or PIN in the caller's transaction, audited."""
+    customers.holder(tx.conn, customer_id)
+    _store(tx, customer_id, new.kind, new.hashed())
+    audit.record(
+        tx,
+        actor=actor,
+        action=f"credential.set.{new.kind}",
+        subject=f"customer:{customer_id}",
+        channel=channel,
+    )
 
 
 def set_secret(
     *, customer_id: int, kind: str, secret: str, actor: str, channel: str = "counter"
 ) -> Command[None]:
     """Set a customer's login password or transaction PIN (stored as an argon2id hash)."""
+    new = NewSecret(kind, secret)
 
     def run(tx: Tx) -> None:
-        if kind not in ("login_password", "transaction_pin"):
-            raise EbankError("INVALID_INPUT", reason="a secret is a login password or a PIN")
-        customers.holder(tx.conn, customer_id)
-        _store(tx, customer_id, kind, hash_secret(kind, secret))
-        audit.record(
-            tx,
-            actor=actor,
-            action=f"credential.set.{kind}",
-            subject=f"customer:{customer_id}",
-            channel=channel,
-        )
+        save_secret(tx, new, customer_id=customer_id, actor=actor, channel=channel)
 
-    return Command(run)
+    return Command(run, prepare=new.prepare)
 
 
 def holders_of(conn: Connection, kind: str) -> set[int]:
@@ -180,14 +221,14 @@ def holders_of(conn: Connection, kind: str) -> set[int]:
     return set(conn.execute(query).scalars())
 
 
-def _credential(conn: Connection, customer_id: int, kind: str) -> Any:
+def _credential(conn: Connection, customer_id: int, kind: str, *, lock: bool = True) -> Any:
     if type(customer_id) is not int:
         raise EbankError("INVALID_INPUT", reason="a customer id is an integer")
     # Locked: concurrent attempts on one credential count one after another.
     query = select(credentials).where(
         credentials.c.customer_id == customer_id, credentials.c.kind == kind
     )
-    return conn.execute(query.with_for_update()).mappings().first()
+    return conn.execute(query.with_for_update() if lock else query).mappings().first()
 
 
 def _attempt(
@@ -236,20 +277,69 @@ def _attempt(
     return Verdict(False, locked_until=until)
 
 
-def verify_secret(
-    tx: Tx, table: Table, row: Any | None, secret: object, *, settle: bool = True
-) -> Verdict:
-    """Check a secret against the argon2id hash of a credential-like row and count the attempt.
+Load = Callable[[Connection, bool], Any]  # (conn, lock) -> a credential-like row, or None
 
-    Without a row (no such customer, credential or staff member) it hashes a decoy and fails,
-    so that the time taken does not say who exists.
+
+class SecretCheck:
+    """A password or PIN checked in two halves, so that argon2id never runs in the writer.
+
+    `load(conn, lock)` reads the credential-like row (a customer's credential, a staff row),
+    None when there is none; `table` holds its counting columns. Pass `prepare` to the command
+    (`Command.prepare`): it reads the row on its own connection, unlocked, and verifies the
+    secret, against a decoy when there is no row so that the time taken does not say who
+    exists. `record`, in the writer, reads the row again, locked, and counts the attempt. It
+    verifies there itself only if the stored hash changed meanwhile (the secret was reset) or
+    `prepare` never ran (a command composed into another's `fn`): correct, just slow.
+    After `record`, `row` is the row it counted on.
     """
-    stored = _decoy_hash() if row is None else row["secret"]
-    try:
-        ok = isinstance(secret, str) and _hasher.verify(stored, secret) and row is not None
-    except (VerificationError, InvalidHashError):
-        ok = False
-    return Verdict(False) if row is None else _attempt(tx, row, ok, table=table, settle=settle)
+
+    def __init__(self, secret: object, load: Load, *, table: Table = credentials) -> None:
+        self.secret = secret
+        self.load = load
+        self.table = table
+        self.row: Any = None
+        self._verified: tuple[str | None, bool] | None = None  # (the hash, whether it matched)
+
+    def prepare(self, engine: Engine) -> None:
+        with engine.connect() as conn:
+            row = self.load(conn, False)
+        stored = None if row is None else row["secret"]
+        self._verified = (stored, _matches(stored, self.secret))
+
+    def record(self, tx: Tx, *, settle: bool = True) -> Verdict:
+        """Count the attempt; `settle=False` for the first of two factors (see `_attempt`)."""
+        self.row = row = self.load(tx.conn, True)
+        stored = None if row is None else row["secret"]
+        if self._verified is not None and self._verified[0] == stored:
+            ok = self._verified[1]
+        else:
+            ok = _matches(stored, self.secret)
+        if row is None:
+            return Verdict(False)
+        return _attempt(tx, row, ok, table=self.table, settle=settle)
+
+
+class CredentialCheck(SecretCheck):
+    """A customer's login password or PIN; `customer_of(conn)` names the customer (None when
+    the login or card names nobody). `record` audits a failure too."""
+
+    def __init__(
+        self, kind: str, secret: object, customer_of: Callable[[Connection], int | None]
+    ) -> None:
+        super().__init__(secret, self._load)
+        self.kind = kind
+        self.customer_of = customer_of
+        self.customer_id: int | None = None  # whom the last load named
+
+    def _load(self, conn: Connection, lock: bool) -> Any:
+        self.customer_id = self.customer_of(conn)
+        if self.customer_id is None or self.kind not in SECRET_KINDS:
+            return None
+        return _credential(conn, self.customer_id, self.kind, lock=lock)
+
+    def record(self, tx: Tx, *, settle: bool = True, channel: str = "online") -> Verdict:
+        verdict = super().record(tx, settle=settle)
+        return _audited(tx, self.customer_id, self.kind, channel, verdict)
 
 
 def check_secret(
@@ -259,13 +349,12 @@ def check_secret(
 
     `settle=False` for the first of two factors: a success does not yet end a run of failures.
     """
+    check = CredentialCheck(kind, secret, lambda conn: customer_id)
 
     def run(tx: Tx) -> Verdict:
-        row = _credential(tx.conn, customer_id, kind) if kind in KINDS[:2] else None
-        verdict = verify_secret(tx, credentials, row, secret, settle=settle)
-        return _audited(tx, customer_id, kind, channel, verdict)
+        return check.record(tx, settle=settle, channel=channel)
 
-    return Command(run)
+    return Command(run, prepare=check.prepare)
 
 
 # -- the token (TOTP, RFC 6238) ------------------------------------------------------------------
@@ -456,10 +545,15 @@ def check_login_factor(
             passed = check_token(vault, customer_id=customer_id, code=code, channel=channel).fn(tx)
         else:
             raise EbankError("INVALID_INPUT", reason=f"a second factor is one of {LOGIN_FACTORS}")
-        login = _credential(tx.conn, customer_id, "login_password")
-        return Verdict(False) if login is None else _attempt(tx, login, passed.ok)
+        return count_on_login(tx, customer_id, passed.ok)
 
     return Command(run)
+
+
+def count_on_login(tx: Tx, customer_id: int, passed: bool) -> Verdict:
+    """Count a login's second factor (however it was checked) on the login password."""
+    login = _credential(tx.conn, customer_id, "login_password")
+    return Verdict(False) if login is None else _attempt(tx, login, passed)
 
 
 # -- staff: unlock a credential, under maker-checker ------------------------------------------

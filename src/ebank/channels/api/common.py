@@ -31,7 +31,8 @@ DeviceId = Annotated[
     str,
     Header(
         alias="X-Device-ID", max_length=200,
-        description="The mobile app's device id (required on the mobile channel)",
+        description="The device id: the mobile app's (required on the mobile channel), or a "
+        "browser's if it keeps one (a first login from a device texts the customer an alert)",
     ),
 ]  # fmt: skip
 

@@ -1,5 +1,5 @@
-"""The customer's API (online and mobile banking): logging in, and their own accounts,
-statements, cards and sessions.
+"""The customer's API (online and mobile banking): logging in (binding a new mobile device on
+the way), and their own accounts, statements, cards, devices and sessions.
 
 Every path that names an object checks that it is the caller's: someone else's account, card
 or session answers exactly like one that does not exist (404 with the domain's code).
@@ -24,6 +24,8 @@ from ebank.channels.api.schemas import (
     CardsOut,
     ChallengeOut,
     CustomerOut,
+    DeviceOut,
+    DevicesOut,
     LoginIn,
     SessionOut,
     SessionsOut,
@@ -37,7 +39,7 @@ from ebank.core.errors import EbankError
 from ebank.core.money import parse_minor
 from ebank.customers import service as customers
 from ebank.ledger import queries
-from ebank.security import login, sessions
+from ebank.security import devices, login, sessions
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 Me = Annotated[CustomerPrincipal, Depends(current_customer)]
@@ -50,30 +52,37 @@ async def begin_login(request: Request, body: LoginIn, device: DeviceId = "") ->
     """Check the login password of the customer named by resident ID or mobile number.
 
     On success: a challenge for step 2, the second factors this customer has, and whether the
-    SMS code was sent (ask with `send_sms`). Errors never say which factor was wrong.
+    SMS code was sent (ask with `send_sms`). Errors never say which factor was wrong. After the
+    right password: 403 NOT_ENROLLED without an enrolment for the channel; on mobile, 403
+    DEVICE_NOT_BOUND for an unbound device, unless `device_name` names it: then this login
+    binds it (`binds_device`), and the SMS code for it is sent at once.
     """
     step = await write(
         request,
         login.begin(
             vault_of(request), login=body.login, password=body.password, channel=body.channel,
-            device=device, send_sms=body.send_sms,
+            device=device, device_name=body.device_name, send_sms=body.send_sms,
         ),
     )  # fmt: skip
     challenge = step.value()
     return ChallengeOut(
         challenge=challenge.token, factors=list(challenge.factors),
         sms_sent=challenge.sms_sent, expires_at=challenge.expires_at,
+        binds_device=challenge.binds_device,
     )  # fmt: skip
 
 
 @router.post("/auth/login/verify", tags=["customer: login"], summary="Step 2: SMS or token code")
 async def complete_login(request: Request, body: VerifyIn, device: DeviceId = "") -> TokenOut:
-    """Check the second factor against the challenge; the answer carries the session token."""
+    """Check the second factor against the challenge; the answer carries the session token.
+
+    A login that binds its device takes the SMS code and the same `device_name` as step 1.
+    """
     step = await write(
         request,
         login.complete(
             vault_of(request), challenge=body.challenge, factor=body.factor, code=body.code,
-            device=device,
+            device=device, device_name=body.device_name,
         ),
     )  # fmt: skip
     return TokenOut(**handed_over(step.value()))
@@ -175,6 +184,28 @@ async def report_loss(request: Request, me: Me, card_id: ObjectId) -> CardOut:
         ),
     )
     return CardOut.of(card)
+
+
+# -- devices ------------------------------------------------------------------------------------
+@router.get("/me/devices", tags=["customer"], summary="My bound mobile devices")
+async def my_devices(request: Request, me: Me) -> DevicesOut:
+    bound = await read(request, lambda conn: devices.devices_of(conn, me.customer_id))
+    return DevicesOut(devices=[DeviceOut.of(d) for d in bound])
+
+
+@router.delete(
+    "/me/devices/{device_id}", tags=["customer"], status_code=204, response_class=Response,
+    summary="Unbind one of my devices",
+)  # fmt: skip
+async def unbind_device(request: Request, me: Me, device_id: ObjectId) -> None:
+    """Mobile banking no longer logs in from it; binding it again takes a login with an SMS
+    code. Someone else's device answers 404 DEVICE_NOT_FOUND."""
+    await write(
+        request,
+        devices.unbind(
+            customer_id=me.customer_id, device_id=device_id, actor=me.actor, channel=me.channel
+        ),
+    )
 
 
 # -- sessions -----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from ebank.customers.models import CustomerView
 from ebank.ledger.models import StatementLine
 from ebank.ops.approvals import Approval
 from ebank.ops.staff import StaffMember
+from ebank.security.devices import Device
 from ebank.security.sessions import Session, Started
 
 MAX_ID = 2**63 - 1
@@ -53,11 +54,15 @@ ERRORS = {
 
 
 # -- sessions and logins ----------------------------------------------------------------------
+DEVICE_NAME = "Mobile only: a name for this device when it is not bound yet; the login binds it"
+
+
 class LoginIn(In):
     login: Annotated[str, text(32, "Resident ID number or mobile number")]
     password: Annotated[str, text(128)]
     channel: Literal["online", "mobile"] = "online"
     send_sms: bool = Field(False, description="Send the SMS code now (the 'sms' factor)")
+    device_name: Annotated[str | None, text(30, DEVICE_NAME)] = None
 
 
 class ChallengeOut(BaseModel):
@@ -65,12 +70,17 @@ class ChallengeOut(BaseModel):
     factors: list[Literal["sms", "token"]]
     sms_sent: bool
     expires_at: datetime
+    binds_device: bool = Field(
+        description="This login binds the device: finish it with the SMS code just sent and "
+        "the same device_name"
+    )
 
 
 class VerifyIn(In):
     challenge: Annotated[str, text(100)]
     factor: Literal["sms", "token"]
     code: Annotated[str, text(16, "The 6-digit SMS or token code")]
+    device_name: Annotated[str | None, text(30, DEVICE_NAME)] = None
 
 
 class SessionOut(BaseModel):
@@ -90,6 +100,22 @@ class SessionOut(BaseModel):
 
 class SessionsOut(BaseModel):
     sessions: list[SessionOut]
+
+
+class DeviceOut(BaseModel):
+    id: int
+    label: str
+    bound_at: datetime
+    last_seen_at: datetime
+
+    @classmethod
+    def of(cls, device: Device) -> "DeviceOut":
+        return cls(id=device.id, label=device.label, bound_at=device.bound_at,
+                   last_seen_at=device.last_seen_at)  # fmt: skip
+
+
+class DevicesOut(BaseModel):
+    devices: list[DeviceOut]
 
 
 class TokenOut(BaseModel):
