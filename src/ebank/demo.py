@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from ebank.accounts import service as accounts
 from ebank.accounts.models import CustomerAccount
 from ebank.core import audit
+from ebank.core.channels import E_CHANNELS
 from ebank.core.clock import SystemClock, business_date
 from ebank.core.crypto import Vault
 from ebank.core.writer import Command, Writer
@@ -29,7 +30,6 @@ from ebank.customers.models import CustomerView, Kind
 from ebank.enrolment import service as enrolment
 from ebank.ledger import service as ledger
 from ebank.ledger.chart import ensure_chart
-from ebank.limits.parameters import E_CHANNELS
 from ebank.ops import staff
 from ebank.security import certificates
 from ebank.security import service as security

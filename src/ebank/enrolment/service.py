@@ -15,6 +15,7 @@ from sqlalchemy import Connection, select
 
 from ebank.cards import service as cards
 from ebank.core import audit
+from ebank.core.channels import E_CHANNELS, NAMES_ZH
 from ebank.core.clock import as_utc, business_date
 from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
@@ -23,7 +24,6 @@ from ebank.core.writer import Command, Tx
 from ebank.customers import service as customers
 from ebank.enrolment.tables import channel_enrolments
 from ebank.limits import parameters
-from ebank.limits.parameters import E_CHANNELS
 from ebank.security import service as security
 from ebank.security.service import Checked, CodeIssued, Verdict
 
@@ -190,7 +190,7 @@ def begin_self_enrolment(
         cards.check_usable(card, today=business_date(tx.now))
         issued = security.issue_code(
             vault, customer_id=card.customer_id, purpose=SELF_ENROLMENT_PURPOSE,
-            binding=_binding(ch, card.id), message=f"开通{_CHANNEL_ZH[ch]}",
+            binding=_binding(ch, card.id), message=f"开通{NAMES_ZH[ch]}",
         ).fn(tx)  # fmt: skip
         return Checked(verdict, issued)
 
@@ -202,9 +202,6 @@ def _self_channel(channel: object) -> str:
     if ch not in ("online", "mobile"):
         raise EbankError("INVALID_INPUT", reason="self-enrolment is online or mobile")
     return ch
-
-
-_CHANNEL_ZH = {"online": "网上银行", "mobile": "手机银行", "phone": "电话银行", "sms": "短信银行"}
 
 
 def complete_self_enrolment(

@@ -9,7 +9,6 @@ from sqlalchemy import Connection
 from ebank.ops import parameters
 
 YUAN = 100
-E_CHANNELS = ("online", "mobile", "phone", "sms")  # the channels a customer enrols for
 # The factors that can confirm a payment, weakest first.
 METHODS = ("pin", "sms", "token", "certificate")
 

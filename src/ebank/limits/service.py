@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ebank.accounts import service as accounts
+from ebank.core.channels import E_CHANNELS
 from ebank.core.clock import business_date
 from ebank.core.errors import EbankError
 from ebank.core.money import format_minor
@@ -34,7 +35,7 @@ from ebank.core.writer import Tx
 from ebank.customers import service as customers
 from ebank.enrolment.service import Enrolment, enrolment_of
 from ebank.limits import parameters
-from ebank.limits.parameters import E_CHANNELS, METHODS, Limits
+from ebank.limits.parameters import METHODS, Limits
 from ebank.limits.tables import limit_usage
 
 CHANNELS = (*E_CHANNELS, "counter")

@@ -2,12 +2,10 @@
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
     Index,
-    Integer,
     String,
     Table,
     Text,
@@ -15,6 +13,7 @@ from sqlalchemy import (
 
 from ebank.core.db import metadata
 from ebank.core.tables import ID, UTC_TIME
+from ebank.security.tables import lockout_columns
 
 approval_requests = Table(
     "approval_requests",
@@ -43,7 +42,7 @@ approval_decisions = Table(
 )
 
 # Bank staff who log in to the console. The password columns are those of a customer's
-# credential (security.tables.credentials), so one piece of code counts the attempts of both.
+# credential, so one piece of code counts the attempts of both.
 staff = Table(
     "staff",
     metadata,
@@ -51,12 +50,7 @@ staff = Table(
     Column("username", String(32), nullable=False, unique=True),
     Column("name", String(100), nullable=False),
     Column("roles", String(100), nullable=False),  # comma-separated, sorted
-    Column("secret", Text, nullable=False),  # the login password's argon2id hash
-    Column("failures", Integer, nullable=False),  # consecutive
-    Column("locks", Integer, nullable=False),  # temporary locks so far
-    Column("locked_until", UTC_TIME, nullable=True),
-    Column("permanently_locked", Boolean, nullable=False),
-    Column("updated_at", UTC_TIME, nullable=False),
+    *lockout_columns(),  # the secret: the login password's argon2id hash
     Column("created_at", UTC_TIME, nullable=False),
 )
 

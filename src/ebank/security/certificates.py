@@ -35,7 +35,7 @@ from ebank.core.money import CURRENCY_DIGITS, MAX_MINOR, format_minor
 from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Tx
 from ebank.customers import service as customers
-from ebank.security.service import Verdict, _audited
+from ebank.security.service import Verdict, audited
 from ebank.security.tables import (
     certificate_authorities,
     certificates,
@@ -590,7 +590,7 @@ def verify_signature(
             or row["used_at"] is not None
             or as_utc(row["expires_at"]) <= tx.now
         ):
-            return _audited(tx, customer_id, "certificate", channel, fail)
+            return audited(tx, customer_id, "certificate", channel, fail)
         tx.conn.execute(
             signing_challenges.update()
             .where(signing_challenges.c.id == challenge_id)
@@ -612,7 +612,7 @@ def verify_signature(
             or cert is None
             or not _signed_by(cert, _ca_certificate(tx.conn), tx.now, message, signature)
         ):
-            return _audited(tx, customer_id, "certificate", channel, fail)
+            return audited(tx, customer_id, "certificate", channel, fail)
         tx.conn.execute(
             payment_signatures.insert().values(
                 challenge_id=challenge_id,

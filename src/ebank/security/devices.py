@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from ebank.core import audit
+from ebank.core.channels import NAMES_ZH
 from ebank.core.clock import BUSINESS_TZ, as_utc
 from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
@@ -28,11 +29,11 @@ from ebank.core.writer import Command, Tx
 from ebank.customers import service as customers
 from ebank.notify import service as notify
 from ebank.security import service as security
+from ebank.security.sessions import SESSION_CHANNELS
 from ebank.security.tables import devices
 
 DEVICE_PURPOSE = "security.device"
 BINDING_PURPOSE = "device_binding"  # of the SMS codes that bind a device
-CHANNELS = {"online": "网上银行", "mobile": "手机银行"}
 MAX_DEVICE_ID = 200
 MAX_LABEL = 30
 _LABEL = re.compile(r"[\w '.()（）-]+")  # letters (any script), digits, spaces, a little else
@@ -252,8 +253,8 @@ def note_login(tx: Tx, vault: Vault, *, customer_id: int, channel: str, device: 
     A device this customer never used on this channel before is recorded as seen and raises
     a login alert by SMS; returns whether it was new. A known device's last use moves on.
     """
-    if channel not in CHANNELS:
-        raise EbankError("INVALID_INPUT", reason=f"logins with devices are {tuple(CHANNELS)}")
+    if channel not in SESSION_CHANNELS:
+        raise EbankError("INVALID_INPUT", reason=f"logins with devices are {SESSION_CHANNELS}")
     if type(customer_id) is not int:
         raise EbankError("INVALID_INPUT", reason="a customer id is an integer")
     digest = _device_hash(vault, device)
@@ -280,7 +281,7 @@ def note_login(tx: Tx, vault: Vault, *, customer_id: int, channel: str, device: 
         customer_id=customer_id,
         kind="alert",
         body=(
-            f"【ebank】您的{CHANNELS[channel]}于{at.month}月{at.day}日{at:%H:%M}在新设备登录。"
+            f"【ebank】您的{NAMES_ZH[channel]}于{at.month}月{at.day}日{at:%H:%M}在新设备登录。"
             "如非本人操作，请立即修改登录密码并致电本行客服。"
         ),
     )

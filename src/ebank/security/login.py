@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, select
 
+from ebank.core.channels import NAMES_ZH
 from ebank.core.clock import as_utc
 from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
@@ -34,8 +35,6 @@ from ebank.security import devices, sessions
 from ebank.security import service as security
 from ebank.security.service import LOGIN_PURPOSE, Checked, Verdict
 from ebank.security.tables import credentials, login_challenges
-
-_SMS_WORDING = {"online": "登录网上银行", "mobile": "登录手机银行"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +145,7 @@ def begin(
         if send_sms:
             security.issue_code(
                 vault, customer_id=customer_id, purpose=LOGIN_PURPOSE,
-                binding=_binding(challenge_id), message=_SMS_WORDING[channel],
+                binding=_binding(challenge_id), message=f"登录{NAMES_ZH[channel]}",
             ).fn(tx)  # fmt: skip
         factors = ("sms", "token") if has_token else ("sms",)
         return Checked(verdict, Challenge(token, customer_id, factors, send_sms, expires))

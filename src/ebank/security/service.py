@@ -92,7 +92,7 @@ class Checked(Generic[T]):
         return self.result
 
 
-def _audited(tx: Tx, customer_id: int | None, what: str, channel: str, verdict: Verdict) -> Verdict:
+def audited(tx: Tx, customer_id: int | None, what: str, channel: str, verdict: Verdict) -> Verdict:
     """Every failed check is in the audit chain, whatever made it fail; a check that named
     no customer (an unknown login or card) is anonymous."""
     if not verdict.ok:
@@ -339,7 +339,7 @@ class CredentialCheck(SecretCheck):
 
     def record(self, tx: Tx, *, settle: bool = True, channel: str = "online") -> Verdict:
         verdict = super().record(tx, settle=settle)
-        return _audited(tx, self.customer_id, self.kind, channel, verdict)
+        return audited(tx, self.customer_id, self.kind, channel, verdict)
 
 
 def check_secret(
@@ -390,7 +390,7 @@ def check_token(
     def run(tx: Tx) -> Verdict:
         row = _credential(tx.conn, customer_id, "token")
         if row is None:
-            return _audited(tx, customer_id, "token", channel, Verdict(False))
+            return audited(tx, customer_id, "token", channel, Verdict(False))
         totp = pyotp.TOTP(vault.decrypt(row["secret"], purpose=SEED_PURPOSE))
         now_step = int(tx.now.timestamp()) // totp.interval
         matched = None
@@ -401,7 +401,7 @@ def check_token(
         # A code already used (or an older one) is a replay: refused, and counted.
         fresh = matched is not None and (row["last_step"] is None or matched > row["last_step"])
         verdict = _attempt(tx, row, fresh, **({"last_step": matched} if fresh else {}))
-        return _audited(tx, customer_id, "token", channel, verdict)
+        return audited(tx, customer_id, "token", channel, verdict)
 
     return Command(run)
 
@@ -503,7 +503,7 @@ def check_code(
         )
         limit = get_settings().auth_max_failures
         if row is None or as_utc(row["expires_at"]) <= tx.now or row["attempts"] >= limit:
-            return _audited(tx, customer_id, "sms_code", "sms", Verdict(False))
+            return audited(tx, customer_id, "sms_code", "sms", Verdict(False))
         expected = vault.lookup_hash(f"{row['id']}:{code}", purpose=CODE_PURPOSE)
         ok = (
             isinstance(code, str)
@@ -516,7 +516,7 @@ def check_code(
             return Verdict(True)
         tx.conn.execute(where.values(attempts=row["attempts"] + 1))
         verdict = Verdict(False, attempts_left=max(limit - row["attempts"] - 1, 0))
-        return _audited(tx, customer_id, "sms_code", "sms", verdict)
+        return audited(tx, customer_id, "sms_code", "sms", verdict)
 
     return Command(run)
 

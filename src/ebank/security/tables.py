@@ -1,5 +1,7 @@
 """Credentials (with their failure counters) and one-time codes."""
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -17,20 +19,29 @@ from sqlalchemy import (
 from ebank.core.db import metadata
 from ebank.core.tables import ID, UTC_TIME
 
+
+def lockout_columns() -> list[Column[Any]]:
+    """A secret with its lockout state: the columns `security.service._attempt` counts on,
+    in every table that holds a password (customers' credentials, staff)."""
+    return [
+        # An argon2id hash (password, PIN) or a sealed TOTP secret (token).
+        Column("secret", Text, nullable=False),
+        Column("failures", Integer, nullable=False),  # consecutive
+        Column("locks", Integer, nullable=False),  # temporary locks so far
+        Column("locked_until", UTC_TIME, nullable=True),
+        Column("permanently_locked", Boolean, nullable=False),
+        Column("updated_at", UTC_TIME, nullable=False),
+    ]
+
+
 credentials = Table(
     "credentials",
     metadata,
     Column("id", ID, primary_key=True),
     Column("customer_id", ID, ForeignKey("customers.id"), nullable=False),
     Column("kind", String(24), nullable=False),
-    # An argon2id hash (password, PIN) or a sealed TOTP secret (token).
-    Column("secret", Text, nullable=False),
+    *lockout_columns(),
     Column("last_step", BigInteger, nullable=True),  # token: the last time step accepted
-    Column("failures", Integer, nullable=False),  # consecutive
-    Column("locks", Integer, nullable=False),  # temporary locks so far
-    Column("locked_until", UTC_TIME, nullable=True),
-    Column("permanently_locked", Boolean, nullable=False),
-    Column("updated_at", UTC_TIME, nullable=False),
     UniqueConstraint("customer_id", "kind"),
     CheckConstraint("kind IN ('login_password', 'transaction_pin', 'token')", name="kind"),
 )

@@ -55,8 +55,11 @@ class EnrolmentsOut(BaseModel):
     enrolments: list[EnrolmentOut]
 
 
-def _enrolment_out(conn: Connection, enrolled: Enrolment) -> EnrolmentOut:
-    top = limit_parameters.load(conn).channel_maximum(enrolled.channel, enrolled.assurance)
+def _enrolment_out(
+    conn: Connection, enrolled: Enrolment, bank: limit_parameters.Limits | None = None
+) -> EnrolmentOut:
+    bank = bank or limit_parameters.load(conn)
+    top = bank.channel_maximum(enrolled.channel, enrolled.assurance)
     return EnrolmentOut(
         channel=enrolled.channel, assurance=enrolled.assurance,  # type: ignore[arg-type]
         daily_limit=_cny(enrolled.daily_limit), per_payment_limit=_cny(enrolled.per_payment_limit),
@@ -66,8 +69,8 @@ def _enrolment_out(conn: Connection, enrolled: Enrolment) -> EnrolmentOut:
 
 
 def _enrolments_out(conn: Connection, customer_id: int) -> EnrolmentsOut:
-    held = enrolment.enrolments_of(conn, customer_id)
-    return EnrolmentsOut(enrolments=[_enrolment_out(conn, e) for e in held])
+    held, bank = enrolment.enrolments_of(conn, customer_id), limit_parameters.load(conn)
+    return EnrolmentsOut(enrolments=[_enrolment_out(conn, e, bank) for e in held])
 
 
 # -- the customer's own ------------------------------------------------------------------------
