@@ -1,18 +1,33 @@
 """Helpers several test modules share."""
 
 import concurrent.futures
+import json
+import re
 import threading
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
+from sqlalchemy import Engine, select
+
+from ebank.accounts import service as accounts
+from ebank.accounts.models import CustomerAccount
+from ebank.cards import service as cards
 from ebank.core import audit
+from ebank.core.clock import FixedClock
 from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
+from ebank.core.tables import outbox_events
 from ebank.core.writer import Command, Tx, Writer
 from ebank.customers.identity import check_digit_for
-from ebank.customers.service import register_individual
+from ebank.customers.service import register_enterprise, register_individual
+from ebank.enrolment import service as enrolment
 from ebank.ledger import queries
+from ebank.ledger import service as ledger
+from ebank.ledger.chart import ensure_chart
+from ebank.limits.tables import limit_usage
+from ebank.ops import approvals
+from ebank.security import service as security
 
 WAIT = 30  # seconds: far beyond any test's need, short enough to fail a hang
 VAULT = Vault(bytes(range(32)))  # a fixed data key: tests never touch a real one
@@ -135,8 +150,115 @@ def code_of(outcome: Any) -> str:
     return type(outcome).__name__ if isinstance(outcome, BaseException) else "ok"
 
 
+def last_sms(engine: Engine) -> str:
+    """The text of the latest SMS the bank sent (unsealed from the outbox)."""
+    with engine.connect() as conn:
+        payload = conn.execute(
+            select(outbox_events.c.payload)
+            .where(outbox_events.c.topic == "sms.send")
+            .order_by(outbox_events.c.id.desc())
+        ).scalars().first()  # fmt: skip
+    assert payload is not None, "no SMS was sent"
+    return VAULT.decrypt(json.loads(payload)["body"], purpose="sms.body")
+
+
+def last_code(engine: Engine) -> str:
+    """The one-time code in the latest SMS."""
+    [code] = re.findall(r"验证码 (\d{6})", last_sms(engine))
+    return code
+
+
 def sound(engine: Any) -> None:
     """The ledger's invariants hold and the audit chain is intact."""
     with engine.connect() as conn:
         assert queries.check_invariants(conn) == []
         assert audit.verify(conn).ok
+
+
+class Bank:
+    """A bank for tests: its internal accounts, customers with funded accounts, enrolments
+    and bank parameters, read back through the services."""
+
+    def __init__(self, writer: Writer, engine: Engine, clock: FixedClock) -> None:
+        self.writer, self.engine, self.clock = writer, engine, clock
+        self.cash = writer.execute(Command(ensure_chart, sql=False))["GL-CASH-CNY"]
+        self._people = 0
+
+    def person(self) -> int:
+        self._people += 1
+        return person(self.writer, self._people)
+
+    def enterprise(self) -> int:
+        return self.writer.execute(
+            register_enterprise(
+                VAULT, name="福州示例科技有限公司", credit_code="91350100M000100Y43",
+                legal_representative="欧阳锋", mobile="15900001111", actor=STAFF,
+            )
+        ).id  # fmt: skip
+
+    def account(
+        self, customer: int, tier: str = "I", funds: int = 500_000_000, currency: str = "CNY"
+    ) -> CustomerAccount:
+        opened = self.writer.execute(
+            accounts.open_account(customer_id=customer, tier=tier, currency=currency, actor=STAFF)
+        )
+        if funds:
+            self.fund(opened, funds)
+        return opened
+
+    def fund(self, account: CustomerAccount, amount: int) -> None:
+        self.writer.execute(
+            ledger.command(
+                lambda tx: ledger.transfer(
+                    tx, debit=self.cash, credit=account.ledger_account_id, amount=amount
+                )
+            )
+        )
+
+    def enrol(self, customer: int, channel: str = "online", **agreed: int) -> None:
+        self.writer.execute(
+            enrolment.enrol_at_counter(customer_id=customer, channel=channel, actor=STAFF, **agreed)
+        )
+
+    def self_enrol(self, customer: int, account: CustomerAccount) -> None:
+        """Enrol online with card + PIN + the SMS code, as the customer would."""
+        card = self.writer.execute(
+            cards.issue_debit_card(
+                VAULT, customer_id=customer, account_number=account.number, actor=STAFF
+            )
+        ).number
+        self.writer.execute(
+            security.set_secret(customer_id=customer, kind="transaction_pin", secret="804317",
+                                actor=STAFF)
+        )  # fmt: skip
+        self.writer.execute(
+            enrolment.begin_self_enrolment(VAULT, card_number=card, pin="804317")
+        ).value()
+        code = last_code(self.engine)
+        done = self.writer.execute(
+            enrolment.complete_self_enrolment(
+                VAULT, card_number=card, code=code, login_password="Sunrise2026"
+            )
+        ).value()
+        assert done.assurance == "self"
+
+    def decide(self, action: str, params: dict[str, Any], reason: str = "依规办理") -> None:
+        """A maker-checker action, proposed by one member of staff and approved by another."""
+        request = self.writer.execute(approvals.propose(action, params, reason=reason, maker=STAFF))
+        self.writer.execute(approvals.approve(request, checker="staff:9"))
+
+    def set_parameter(self, name: str, value: int) -> None:
+        self.decide("parameter.set", {"name": name, "value": value}, reason="监管新规")
+
+    def balance(self, account: CustomerAccount) -> int:
+        with self.engine.connect() as conn:
+            return accounts.get_account(conn, number=account.number).balance
+
+    def usage(self, customer: int) -> dict[tuple[str, str], int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(limit_usage.c.scope, limit_usage.c.period, limit_usage.c.amount).where(
+                    limit_usage.c.customer_id == customer
+                )
+            )
+            return {(scope, period): amount for scope, period, amount in rows}

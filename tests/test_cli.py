@@ -19,6 +19,7 @@ from ebank.core.tables import audit_log
 from ebank.core.writer import Writer
 from ebank.ledger import queries
 from ebank.ledger.chart import CHART
+from ebank.ops import staff
 from ebank.security import service as security
 from tests.conftest import missing
 
@@ -70,7 +71,8 @@ def test_demo_seeds_once_however_often_it_runs_and_prints_the_customers(sqlite_u
 
     assert len(account_lines(first.stdout)) == 4
     assert account_lines(first.stdout) == account_lines(second.stdout)  # no money moved again
-    assert first.stdout.count("otpauth://totp/") == 4  # tokens enrolled once, shown once
+    # Tokens of the customers and the staff, enrolled once, shown once.
+    assert first.stdout.count("otpauth://totp/") == 4 + len(demo.DEMO_STAFF)
     assert "otpauth://" not in second.stdout
     # What it prints logs a customer in: the password, and a code from the token URI.
     uri = next(w for w in first.stdout.split() if w.startswith("otpauth://"))
@@ -87,6 +89,14 @@ def test_demo_seeds_once_however_often_it_runs_and_prints_the_customers(sqlite_u
         ).ok
         code = pyotp.TOTP(secret).now()
         assert writer.execute(security.check_token(vault, customer_id=customer, code=code)).ok
+        # And a member of staff, with the password and a code of the token printed for them.
+        staff_uri = next(w for w in first.stdout.split() if "staff-teller1" in w)
+        challenge = writer.execute(
+            staff.begin_login(username="teller1", password=demo.DEMO_STAFF_PASSWORD)
+        ).value()
+        code = pyotp.TOTP(parse_qs(urlparse(staff_uri).query)["secret"][0]).now()
+        done = writer.execute(staff.complete_login(vault, challenge=challenge.token, code=code))
+        assert done.value().member.username == "teller1"
     finally:
         writer.close()
         engine.dispose()

@@ -13,8 +13,14 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
+from ebank.bills.service import start_bill_delivery
+from ebank.channels.api import bills as bills_api
 from ebank.channels.api import certificates, customer, errors, health, limits, staff
+from ebank.channels.api import clearing as clearing_api
 from ebank.channels.api import demo as demo_api
+from ebank.channels.api import payments as payments_api
+from ebank.channels.api import receipts as receipts_api
+from ebank.channels.api import standing as standing_api
 from ebank.channels.api.common import vault_of
 from ebank.channels.api.health import Metrics
 from ebank.channels.api.middleware import RequestMiddleware
@@ -65,11 +71,15 @@ def create_app(
         app.state.engine, app.state.writer, app.state.clock = own_engine, own_writer, app_clock
         # The demo bank is one process: it delivers its own SMS into the inbox it shows.
         stop_sms = start_delivery(own_writer, vault_of(app)) if settings.demo else None
+        # And tells its simulated billers of the bills it paid.
+        stop_bills = start_bill_delivery(own_writer, vault_of(app)) if settings.demo else None
         try:
             yield
         finally:
             if stop_sms is not None:
                 await asyncio.to_thread(stop_sms)
+            if stop_bills is not None:
+                await asyncio.to_thread(stop_bills)
             if writer is None:
                 # close() waits for queued commands; keep the loop free to answer them.
                 await asyncio.to_thread(own_writer.close)
@@ -93,6 +103,11 @@ def create_app(
     app.include_router(staff.router)
     app.include_router(limits.router)
     app.include_router(certificates.router)
+    app.include_router(payments_api.router)
+    app.include_router(clearing_api.router)
+    app.include_router(receipts_api.router)
+    app.include_router(bills_api.router)
+    app.include_router(standing_api.router)
     if settings.demo:
         app.include_router(demo_api.router)
     app.include_router(pages.router)

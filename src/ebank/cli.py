@@ -2,10 +2,27 @@
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from ebank.core.money import format_minor
 from ebank.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from ebank.core.writer import Writer
+    from ebank.ops.staff import Enrolled
+
+# `ebank staff <act> --username u`: (what it does, what it says once done)
+STAFF_ACTS = {
+    "disable": ("disable a staff login and end its sessions", "disabled; its sessions ended"),
+    "enable": ("enable a disabled staff login", "enabled"),
+    "unlock": ("clear a staff login's failures and locks", "unlocked"),
+    "reset-token": (
+        "give a staff login a new token (TOTP), printed once",
+        "has a new token; the old one stopped working",
+    ),
+}
 
 
 def _prepare_database(settings: Settings) -> None:
@@ -74,6 +91,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     writer = Writer(engine)
     try:
         tokens = demo.seed(writer, vault)
+        staff_tokens = demo.seed_staff(writer, vault)
     finally:
         writer.close()
     print(f"\nebank demo bank on {_safe_url(settings.database_url)}\n")
@@ -104,9 +122,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
           "resident ID,")  # fmt: skip
     print("  then POST /api/v1/auth/login/verify with a token code (or an SMS code: send_sms);")
     print("  a phone's first mobile login binds it: X-Device-ID and device_name, then the SMS code")
-    staff_names = " and ".join(f"{u} ({', '.join(r)})" for u, _, r in demo.DEMO_STAFF)
-    print(f"  staff log in with POST /api/v1/staff/auth/login: {staff_names}, "
-          f"password {demo.DEMO_STAFF_PASSWORD!r}")  # fmt: skip
+    print(f"  staff log in with POST /api/v1/staff/auth/login, password "
+          f"{demo.DEMO_STAFF_PASSWORD!r},")  # fmt: skip
+    print("  then POST /api/v1/staff/auth/login/verify with a code of their token (TOTP):")
+    for username, _, roles in demo.DEMO_STAFF:
+        uri = staff_tokens.get(username, "token enrolled on the first run (URI printed then)")
+        print(f"    {username} ({', '.join(roles)}): {uri}")
     if args.no_serve:
         return 0
     host, port = args.host or settings.host, args.port or settings.port
@@ -115,15 +136,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_serve(args)
 
 
+@contextmanager
+def _writer_on_latest_schema() -> Iterator["Writer"]:
+    """A writer on the configured database, migrated first; closed afterwards."""
+    from ebank.core.db import make_engine
+    from ebank.core.writer import Writer
+    from ebank.migrations import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    writer = Writer(engine)
+    try:
+        yield writer
+    finally:
+        writer.close()
+        engine.dispose()
+
+
+def _print_token(enrolled: "Enrolled") -> None:
+    """A new staff token, for the authenticator app: shown this once."""
+    from urllib.parse import parse_qs, urlparse
+
+    secret = parse_qs(urlparse(enrolled.otpauth_uri).query)["secret"][0]
+    print(f"  token (TOTP) for the authenticator app, shown once: {enrolled.otpauth_uri}")
+    print(f"  (or type in its secret: {secret})")
+
+
 def cmd_staff_add(args: argparse.Namespace) -> int:
-    """Give someone a console login; the password comes from EBANK_STAFF_PASSWORD or a prompt."""
+    """Give someone a console login; the password comes from EBANK_STAFF_PASSWORD or a prompt.
+    Prints the login's token (TOTP) once."""
     import getpass
     import os
 
-    from ebank.core.db import make_engine
+    from ebank.core.crypto import vault_for
     from ebank.core.errors import EbankError
-    from ebank.core.writer import Writer
-    from ebank.migrations import upgrade
     from ebank.ops import staff
 
     password = os.environ.get("EBANK_STAFF_PASSWORD")
@@ -136,43 +183,102 @@ def cmd_staff_add(args: argparse.Namespace) -> int:
         operator = getpass.getuser()
     except (KeyError, OSError):  # no name for this uid (a container)
         operator = str(os.getuid())
-    settings = get_settings()
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    writer = Writer(engine)
+    command = staff.add(
+        vault_for(get_settings()), username=args.username, name=args.name,
+        roles=tuple(args.role), password=password, actor=f"operator:{operator}",
+    )  # fmt: skip
     try:
-        member = writer.execute(
-            staff.add(
-                username=args.username, name=args.name, roles=tuple(args.role),
-                password=password, actor=f"operator:{operator}",
-            )
-        )  # fmt: skip
+        with _writer_on_latest_schema() as writer:
+            added = writer.execute(command)
     except EbankError as exc:
         print(f"refused: {exc.message('en')}", file=sys.stderr)
         return 1
-    finally:
-        writer.close()
-        engine.dispose()
+    member = added.member
     print(f"staff member {member.id} {member.username!r} ({member.name}), roles "
-          f"{', '.join(member.roles)}: logs in with POST /api/v1/staff/auth/login")  # fmt: skip
+          f"{', '.join(member.roles)}: logs in with POST /api/v1/staff/auth/login, then "
+          "/api/v1/staff/auth/login/verify with a code of this token")  # fmt: skip
+    _print_token(added)
+    return 0
+
+
+def cmd_staff_admin(args: argparse.Namespace) -> int:
+    """Disable, enable, unlock a staff login or give it a new token, as the actor "cli"."""
+    from ebank.core.crypto import vault_for
+    from ebank.core.errors import EbankError
+    from ebank.ops import staff
+
+    act = args.staff_command
+    try:
+        with _writer_on_latest_schema() as writer:
+            with writer.engine.connect() as conn:
+                found = staff.find(conn, args.username)
+            if found is None:
+                raise EbankError("STAFF_NOT_FOUND")
+            who = {"staff_id": found.id, "actor": "cli", "channel": "cli"}
+            if act == "reset-token":
+                enrolled = writer.execute(staff.reset_token(vault_for(get_settings()), **who))
+            else:
+                change = {"disable": staff.disable, "enable": staff.enable, "unlock": staff.unlock}
+                writer.execute(change[act](**who))
+    except EbankError as exc:
+        print(f"refused: {exc.message('en')}", file=sys.stderr)
+        return 1
+    print(f"staff login {found.username!r}: {STAFF_ACTS[act][1]}")
+    if act == "reset-token":
+        _print_token(enrolled)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run the background jobs (expired holds every minute, old idempotency keys hourly) and
-    the SMS delivery loop."""
+    """Run the background jobs (expired holds every minute; spent keys and security rows hourly) and
+    the SMS delivery loop, and e-mail delivery when an SMTP server is set (EBANK_SMTP_HOST),
+    and inter-bank transfers and their status queries when a clearing house is set, and
+    bill payments to their billers."""
+    from ebank.bills.service import start_bill_delivery
+    from ebank.clearing.service import start as start_clearing
     from ebank.core.crypto import vault_for
     from ebank.core.logging import configure_logging
     from ebank.jobs import huey, process_writer
+    from ebank.notify.email import start_email_delivery
     from ebank.notify.service import start_delivery
 
     settings = get_settings()
     configure_logging(settings.log_level)
-    stop_sms = start_delivery(process_writer(), vault_for(settings))
+    vault = vault_for(settings)
+    stop_email = start_email_delivery(process_writer(), vault, settings)  # checks EBANK_SMTP_*
+    stop_sms = start_delivery(process_writer(), vault)
+    stop_bills = start_bill_delivery(process_writer(), vault)
+    stop_clearing = start_clearing(process_writer(), vault, settings)
     try:
         huey.create_consumer(workers=args.workers, periodic=True).run()
     finally:
+        if stop_clearing is not None:
+            stop_clearing()
+        if stop_email is not None:
+            stop_email()
+        stop_bills()
         stop_sms()
+    return 0
+
+
+def cmd_clearing_house(args: argparse.Namespace) -> int:
+    """Run the clearing house with its simulated bank on loopback (see ebank.clearing.house)."""
+    from ebank.clearing.house import Faults, House, serve
+
+    settings = get_settings()
+    try:
+        faults = Faults(
+            latency_ms=args.latency_ms, reject_rate=args.reject_rate,
+            timeout_rate=args.timeout_rate, pending_rate=args.pending_rate,
+        )  # fmt: skip
+    except ValueError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    house = House(
+        bank_code=settings.bank_code, bank_url=args.bank_url,
+        secret=settings.clearing_secret.get_secret_value(), faults=faults, seed=args.seed,
+    )  # fmt: skip
+    serve(house, args.port)
     return 0
 
 
@@ -260,11 +366,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--role", required=True, action="append", choices=ROLES, help="repeat for several"
     )
     staff_add.set_defaults(handler=cmd_staff_add)
+    for name, (text, _) in STAFF_ACTS.items():
+        p = staff.add_parser(name, help=text, description=text)
+        p.add_argument("--username", required=True)
+        p.set_defaults(handler=cmd_staff_admin)
 
-    worker = add("worker", cmd_worker, "run the background jobs and the SMS delivery")
+    worker = add("worker", cmd_worker, "run the background jobs and SMS and e-mail delivery")
     worker.add_argument("--workers", type=int, default=2)
     sms = add("sms-inbox", cmd_sms_inbox, "print the demo's SMS inbox, newest last")
     sms.add_argument("--limit", type=int, default=20)
+    house = add("clearing-house", cmd_clearing_house,
+                "run a clearing house with a simulated second bank on 127.0.0.1")  # fmt: skip
+    house.add_argument("--port", type=int, default=0, help="0: a free port (printed)")
+    house.add_argument("--bank-url", required=True, help="our bank's base URL")
+    house.add_argument("--latency-ms", type=int, default=0)
+    house.add_argument("--reject-rate", type=float, default=0.0)
+    house.add_argument("--timeout-rate", type=float, default=0.0)
+    house.add_argument("--pending-rate", type=float, default=0.0)
+    house.add_argument("--seed", type=int, help="of the fault draws, for a repeatable run")
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command",
                                                                       required=True)  # fmt: skip

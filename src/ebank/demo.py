@@ -1,6 +1,7 @@
 """The demo bank: the chart of accounts, a few customers with accounts and money, a little
-history, and two members of staff (a maker and a checker). Every person is enrolled at the
-counter for every channel and holds every factor: login password, PIN, token and certificate.
+history, and three members of staff (a maker, a checker and an admin), each with a console
+token. Every person is enrolled at the counter for every channel and holds every factor:
+login password, PIN, token and certificate.
 
 Seeding is idempotent: customers are found by their identity number, accounts are opened only
 when missing, and money moves under fixed idempotency keys. So `make demo` can run any number
@@ -19,6 +20,7 @@ from sqlalchemy import Engine
 
 from ebank.accounts import service as accounts
 from ebank.accounts.models import CustomerAccount
+from ebank.bills import service as bills
 from ebank.core import audit
 from ebank.core.channels import E_CHANNELS
 from ebank.core.clock import SystemClock, business_date
@@ -63,10 +65,12 @@ ENTERPRISE_LEGAL_REP = "赵六 Zhao Liu"
 # Demo credentials, printed by `ebank demo`: never use such secrets outside a demo.
 DEMO_PASSWORD = "demo2026pass"  # noqa: S105
 DEMO_PIN = "147258"
-# Console logins: a maker and a checker, so that maker-checker can be tried end to end.
+# Console logins: a maker and a checker, so that maker-checker can be tried end to end, and
+# an admin who looks after them.
 DEMO_STAFF = (
     ("teller1", "柜员一 Teller One", ("teller",)),
     ("super1", "主管一 Supervisor One", ("supervisor",)),
+    ("admin1", "管理员一 Admin One", ("admin",)),
 )
 DEMO_STAFF_PASSWORD = "demo2026staff"  # noqa: S105
 # (payer, payee, fen, memo) by customer position: a little history for the statements.
@@ -81,6 +85,7 @@ ACTOR = "system:demo"
 def seed(writer: Writer, vault: Vault) -> dict[int, str]:
     """Seed the bank; the token (TOTP) URI of each customer enrolled by this run."""
     chart = writer.execute(Command(ensure_chart, sql=False))
+    seed_billers(writer)
     held = [_account_of(writer, vault, c) for c in CUSTOMERS]
     tokens = {}
     with writer.engine.connect() as conn:
@@ -128,23 +133,56 @@ def seed(writer: Writer, vault: Vault) -> dict[int, str]:
             amount,
             memo,
         )
-    for username, name, roles in DEMO_STAFF:
-        with writer.engine.connect() as conn:
-            known = staff.find(conn, username)
-        if known is None:
-            writer.execute(
-                staff.add(
-                    username=username,
-                    name=name,
-                    roles=roles,
-                    password=DEMO_STAFF_PASSWORD,
-                    actor=ACTOR,
-                )
-            )
     writer.execute(
         Command(lambda tx: audit.record(tx, actor=ACTOR, action="demo.seed", channel="cli"))
     )
     return tokens
+
+
+def seed_staff(writer: Writer, vault: Vault) -> dict[str, str]:
+    """The demo's staff, each with a token; the token (TOTP) URI of each given one by this run.
+    A demo login made before staff had tokens gets one now."""
+    tokens = {}
+    for username, name, roles in DEMO_STAFF:
+        with writer.engine.connect() as conn:
+            known = staff.find(conn, username)
+        if known is None:
+            command = staff.add(
+                vault, username=username, name=name, roles=roles,
+                password=DEMO_STAFF_PASSWORD, actor=ACTOR,
+            )  # fmt: skip
+        elif not known.has_token:
+            command = staff.reset_token(vault, staff_id=known.id, actor=ACTOR, channel="cli")
+        else:
+            continue
+        tokens[username] = writer.execute(command).otpauth_uri
+    return tokens
+
+
+# -- billers -------------------------------------------------------------------------------------
+# (code, 中文名, English name, category): Fuzhou's utilities and a mobile operator, all served
+# by the simulated biller (bills.adapters.SimulatedBiller).
+DEMO_BILLERS = (
+    ("FZPOWER", "国网福州供电公司 (模拟)", "State Grid Fuzhou Power (simulated)", "electricity"),
+    ("FZWATER", "福州市自来水有限公司 (模拟)", "Fuzhou Water Supply (simulated)", "water"),
+    ("FZGAS", "福州华润燃气有限公司 (模拟)", "China Resources Gas Fuzhou (simulated)", "gas"),
+    ("FZCATV", "福建广电网络福州分公司 (模拟)", "Fujian Cable TV Fuzhou (simulated)", "cable_tv"),
+    ("CMFJ", "中国移动福建公司 (模拟)", "China Mobile Fujian (simulated)", "phone"),
+)
+
+
+def seed_billers(writer: Writer) -> None:
+    """Register the demo's billers that are missing."""
+    with writer.engine.connect() as conn:
+        known = {biller.code for biller in bills.billers(conn)}
+    for code, name_zh, name_en, category in DEMO_BILLERS:
+        if code not in known:
+            writer.execute(
+                bills.register_biller(
+                    code=code, name_zh=name_zh, name_en=name_en, category=category, actor=ACTOR,
+                    channel="cli",
+                )
+            )  # fmt: skip
 
 
 def certificate_key_path(customer_id: int) -> Path:

@@ -1,5 +1,6 @@
 """Helpers for the API tests: customers and staff set up through the domain, logins through
-HTTP, SMS codes read from the outbox as the customer's phone would show them."""
+HTTP, SMS codes read from the outbox as the customer's phone would show them, staff token
+codes made from the seed the bank keeps sealed, as their authenticator app would."""
 
 import json
 import re
@@ -22,6 +23,7 @@ from ebank.enrolment.service import enrol_at_counter
 from ebank.ledger import service as ledger
 from ebank.ledger.chart import ensure_chart
 from ebank.ops import staff
+from ebank.ops.tables import staff as staff_table
 from ebank.security import devices
 from ebank.security.service import enroll_token, set_secret
 from tests.support import STAFF, VAULT, person_id
@@ -93,14 +95,14 @@ def account_with_money(writer: Writer, person: Person, deposits: list[int]) -> s
 
 
 def member(writer: Writer, username: str, *roles: str) -> int:
-    """A member of staff with these roles; their id."""
+    """A member of staff with these roles (and a token); their id."""
     added = writer.execute(
         staff.add(
-            username=username, name=username.title(), roles=roles, password=STAFF_PASSWORD,
-            actor="system:test",
+            VAULT, username=username, name=username.title(), roles=roles,
+            password=STAFF_PASSWORD, actor="system:test",
         )
     )  # fmt: skip
-    return added.id
+    return added.member.id
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -163,10 +165,38 @@ def login(api: TestClient, clock: FixedClock, person: Person, **extra: Any) -> s
     return str(done.json()["token"])
 
 
+def staff_code(api: TestClient, username: str) -> str:
+    """A fresh code of the staff member's token, as their app shows it now. Moves the app's
+    clock to the next step if this one's code was used already (each is accepted once)."""
+    state = api.app.state  # type: ignore[attr-defined]
+    with state.engine.connect() as conn:
+        row = conn.execute(
+            select(staff_table.c.token_seed, staff_table.c.last_step).where(
+                staff_table.c.username == username
+            )
+        ).one()
+    while row.last_step is not None and row.last_step >= state.clock.now().timestamp() // STEP:
+        state.clock.advance(timedelta(seconds=STEP - int(state.clock.now().timestamp()) % STEP))
+    step = int(state.clock.now().timestamp()) // STEP
+    seed = VAULT.decrypt(row.token_seed, purpose=staff.SEED_PURPOSE)
+    return pyotp.TOTP(seed).generate_otp(step)
+
+
+def staff_begin(api: TestClient, username: str, password: str = STAFF_PASSWORD) -> httpx.Response:
+    body = {"username": username, "password": password}
+    return api.post("/api/v1/staff/auth/login", json=body)
+
+
+def staff_verify(api: TestClient, challenge: str, code: str) -> httpx.Response:
+    body = {"challenge": challenge, "code": code}
+    return api.post("/api/v1/staff/auth/login/verify", json=body)
+
+
 def staff_login(api: TestClient, username: str) -> str:
-    done = api.post(
-        "/api/v1/staff/auth/login", json={"username": username, "password": STAFF_PASSWORD}
-    )
+    """Log a member of staff in with password and token code; the session token."""
+    started = staff_begin(api, username)
+    assert started.status_code == 200, started.json()
+    done = staff_verify(api, started.json()["challenge"], staff_code(api, username))
     assert done.status_code == 200, done.json()
     return str(done.json()["token"])
 

@@ -4,6 +4,7 @@ two people, bad input that changes nothing, and the OpenAPI document.
 Every test runs on SQLite and PostgreSQL.
 """
 
+from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pyotp
@@ -16,15 +17,21 @@ from ebank.core import audit
 from ebank.core.tables import audit_log, idempotency_keys
 from ebank.customers.tables import customers
 from ebank.ops.tables import approval_requests
+from ebank.security.tables import sessions
 from tests.channels.api_support import (
     PASSWORD,
+    STEP,
+    WRONG,
     account_with_money,
     bearer,
     begin,
     count,
     customer,
     member,
+    staff_begin,
+    staff_code,
     staff_login,
+    staff_verify,
     verify,
 )
 from tests.support import person_id
@@ -318,6 +325,177 @@ def test_weak_secrets_and_unknown_kinds_are_refused(api, writer, teller):
     assert begin(api, person.mobile, PASSWORD).status_code == 200  # unchanged
 
 
+# -- logging in: the password, then a code of the staff member's token -------------------------
+def other_than(code: str) -> str:
+    return f"{(int(code) + 1) % 10**6:06d}"
+
+
+def test_staff_log_in_with_the_password_then_a_code_of_their_token(api, writer, engine):
+    member(writer, "teller1", "teller")
+    started = staff_begin(api, "teller1")
+    assert started.status_code == 200, started.json()
+    assert set(started.json()) == {"challenge", "expires_at"}
+    assert count(engine, sessions) == 0  # the password alone opens nothing
+    challenge = started.json()["challenge"]
+    done = staff_verify(api, challenge, staff_code(api, "teller1"))
+    assert done.status_code == 200, done.json()
+    assert done.json()["staff"]["username"] == "teller1"
+    assert api.get(f"{STAFF_API}/me", headers=bearer(done.json()["token"])).status_code == 200
+    again = staff_verify(api, challenge, staff_code(api, "teller1"))
+    assert (again.status_code, again.json()["code"]) == (401, "SESSION_EXPIRED")
+
+
+def test_a_wrong_token_code_answers_like_a_wrong_password_on_one_lockout(api, writer, engine):
+    member(writer, "teller1", "teller")
+    wrong_password = staff_begin(api, "teller1", WRONG)
+    challenge = staff_begin(api, "teller1").json()["challenge"]
+    wrong_code = staff_verify(api, challenge, other_than(staff_code(api, "teller1")))
+    assert wrong_code.status_code == wrong_password.status_code
+    assert wrong_code.json() == wrong_password.json()
+    assert wrong_code.json()["code"] == "AUTH_FAILED"
+    codes = [
+        staff_verify(api, challenge, other_than(staff_code(api, "teller1"))).json()["code"]
+        for _ in range(3)
+    ]
+    assert codes == ["AUTH_FAILED_WARNING", "AUTH_FAILED_WARNING", "CREDENTIAL_LOCKED"]
+    assert staff_begin(api, "teller1").status_code == 423
+    assert staff_verify(api, challenge, staff_code(api, "teller1")).status_code == 423
+    assert count(engine, sessions) == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"challenge": "x"}, {"challenge": "x", "code": 123456}, {"challenge": "x", "code": "1",
+     "factor": "token"}, {"challenge": "x" * 101, "code": "123456"}],
+)  # fmt: skip
+def test_bad_staff_verify_bodies_are_refused(api, writer, body):
+    answer = api.post(f"{STAFF_API}/auth/login/verify", json=body)
+    assert answer.status_code == 400, answer.json()
+
+
+# -- staff administration -----------------------------------------------------------------------
+@pytest.fixture
+def admin(api, writer) -> dict[str, str]:
+    """An admin's headers, logged in."""
+    member(writer, "admin1", "admin")
+    return bearer(staff_login(api, "admin1"))
+
+
+def admin_calls(staff_id: int) -> list[tuple[str, str, object]]:
+    """Every admin endpoint acting on one login: (method, path, body)."""
+    path = f"{STAFF_API}/admin/staff/{staff_id}"
+    return [
+        ("POST", f"{path}/disable", None),
+        ("POST", f"{path}/enable", None),
+        ("POST", f"{path}/unlock", None),
+        ("POST", f"{path}/token", None),
+        ("PUT", f"{path}/roles", {"roles": ["teller"]}),
+    ]
+
+
+def call(api, headers: dict[str, str], method: str, path: str, body: object):
+    return api.request(method, path, headers={**headers, "Idempotency-Key": "k1"}, json=body)
+
+
+def logins(api, headers: dict[str, str]) -> dict[str, dict[str, object]]:
+    listed = api.get(f"{STAFF_API}/admin/staff", headers=headers)
+    assert listed.status_code == 200, listed.json()
+    return {login["username"]: login for login in listed.json()["staff"]}
+
+
+def test_only_admins_look_after_staff_logins(api, writer, engine, teller):
+    target = member(writer, "teller2", "teller")
+    before = api.get(f"{STAFF_API}/me", headers=teller).json()
+    assert api.get(f"{STAFF_API}/admin/staff", headers=teller).status_code == 403
+    for method, path, body in admin_calls(target):
+        answer = call(api, teller, method, path, body)
+        assert (answer.status_code, answer.json()["code"]) == (403, "FORBIDDEN"), path
+    assert api.get(f"{STAFF_API}/me", headers=teller).json() == before
+    with engine.connect() as conn:
+        acts = conn.execute(
+            select(audit_log.c.action).where(audit_log.c.subject == f"staff:{target}")
+        ).scalars()
+        assert list(acts) == ["staff.add"]
+
+
+def test_an_admin_disables_a_login_whose_sessions_end_at_once_then_enables_it(api, writer, admin):
+    target = member(writer, "teller1", "teller")
+    token = staff_login(api, "teller1")
+    disabled = api.post(f"{STAFF_API}/admin/staff/{target}/disable", headers=admin)
+    assert disabled.status_code == 200, disabled.json()
+    assert disabled.json()["disabled"] is True
+    assert api.get(f"{STAFF_API}/me", headers=bearer(token)).json()["code"] == "SESSION_EXPIRED"
+    # The right password of a disabled login answers like a wrong one, and tells nothing.
+    assert staff_begin(api, "teller1").json() == staff_begin(api, "nobody").json()
+    assert logins(api, admin)["teller1"]["disabled"] is True
+    enabled = api.post(f"{STAFF_API}/admin/staff/{target}/enable", headers=admin)
+    assert enabled.json()["disabled"] is False
+    token = staff_login(api, "teller1")
+    assert api.get(f"{STAFF_API}/me", headers=bearer(token)).status_code == 200
+
+
+def test_an_admin_unlocks_a_locked_login(api, writer, admin):
+    target = member(writer, "teller1", "teller")
+    for _ in range(5):
+        staff_begin(api, "teller1", WRONG)
+    assert staff_begin(api, "teller1").status_code == 423
+    assert logins(api, admin)["teller1"]["locked_until"] is not None
+    unlocked = api.post(f"{STAFF_API}/admin/staff/{target}/unlock", headers=admin)
+    assert unlocked.status_code == 200, unlocked.json()
+    assert (unlocked.json()["locked_until"], unlocked.json()["permanently_locked"]) == (None, False)
+    staff_login(api, "teller1")
+
+
+def test_a_new_token_is_shown_once_and_the_old_one_stops_at_once(api, writer, clock, admin):
+    target = member(writer, "teller1", "teller")
+    old_code = staff_code(api, "teller1")
+    path = f"/admin/staff/{target}/token"
+    answer = post(api, admin, path, None)
+    assert answer.status_code == 201, answer.json()
+    uri = answer.json()["otpauth_uri"]
+    assert uri.startswith("otpauth://totp/ebank:staff-teller1?")
+    assert answer.json()["staff"]["has_token"] is True
+    assert post(api, admin, path, None).json() == answer.json()  # a replay shows the same
+    challenge = staff_begin(api, "teller1").json()["challenge"]
+    assert staff_verify(api, challenge, old_code).status_code == 401
+    app = pyotp.TOTP(parse_qs(urlparse(uri).query)["secret"][0])
+    clock.advance(timedelta(seconds=STEP))
+    assert staff_verify(api, challenge, app.at(clock.now())).status_code == 200
+
+
+def test_an_admin_changes_roles_and_they_take_effect_on_the_next_request(api, writer, admin):
+    target = member(writer, "teller1", "teller")
+    headers = bearer(staff_login(api, "teller1"))
+    assert api.get(f"{STAFF_API}/approvals", headers=headers).status_code == 200
+    path = f"{STAFF_API}/admin/staff/{target}/roles"
+    for bad in ({"roles": []}, {"roles": ["god"]}, {"roles": "teller"}, {}):
+        assert api.put(path, headers=admin, json=bad).status_code == 400, bad
+    changed = api.put(path, headers=admin, json={"roles": ["risk", "supervisor", "risk"]})
+    assert changed.status_code == 200, changed.json()
+    assert changed.json()["roles"] == ["risk", "supervisor"]
+    checked = api.post(f"{STAFF_API}/approvals/999/approve", headers=headers, json={})
+    assert checked.json()["code"] == "APPROVAL_NOT_FOUND"  # a checker now, no longer refused
+    moved = api.put(path, headers=admin, json={"roles": ["admin"]})
+    assert moved.json()["roles"] == ["admin"]
+    assert api.get(f"{STAFF_API}/approvals", headers=headers).status_code == 403
+
+
+def test_no_admin_acts_on_their_own_login(api, writer, engine):
+    me = member(writer, "admin1", "admin")
+    headers = bearer(staff_login(api, "admin1"))
+    for method, path, body in admin_calls(me):
+        answer = call(api, headers, method, path, body)
+        assert (answer.status_code, answer.json()["code"]) == (403, "STAFF_OWN_LOGIN"), path
+    assert api.get(f"{STAFF_API}/me", headers=headers).json()["roles"] == ["admin"]
+    assert logins(api, headers)["admin1"]["disabled"] is False
+
+
+def test_acting_on_a_login_that_does_not_exist_is_not_found(api, writer, admin):
+    for method, path, body in admin_calls(987_654):
+        answer = call(api, admin, method, path, body)
+        assert (answer.status_code, answer.json()["code"]) == (404, "STAFF_NOT_FOUND"), path
+
+
 # -- maker-checker ------------------------------------------------------------------------------
 def test_maker_checker_with_two_people_freezes_an_account(api, writer, engine, clock):
     person = customer(writer, 1)
@@ -434,6 +612,13 @@ def test_the_openapi_document_lists_the_customer_and_staff_endpoints(api):
         ("/api/v1/me/sessions", "get"),
         ("/api/v1/me/sessions/{session_id}", "delete"),
         ("/api/v1/staff/auth/login", "post"),
+        ("/api/v1/staff/auth/login/verify", "post"),
+        ("/api/v1/staff/admin/staff", "get"),
+        ("/api/v1/staff/admin/staff/{staff_id}/disable", "post"),
+        ("/api/v1/staff/admin/staff/{staff_id}/enable", "post"),
+        ("/api/v1/staff/admin/staff/{staff_id}/unlock", "post"),
+        ("/api/v1/staff/admin/staff/{staff_id}/token", "post"),
+        ("/api/v1/staff/admin/staff/{staff_id}/roles", "put"),
         ("/api/v1/staff/auth/logout", "post"),
         ("/api/v1/staff/me", "get"),
         ("/api/v1/staff/customers/individuals", "post"),

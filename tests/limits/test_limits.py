@@ -6,37 +6,29 @@ Money moves in these tests as a real service would move it: one writer command t
 the payment and then posts it with the ledger. Every test runs on SQLite and PostgreSQL."""
 
 import dataclasses
-import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from ebank.accounts import service as accounts
 from ebank.accounts.models import CustomerAccount
-from ebank.cards import service as cards
 from ebank.core.clock import FixedClock
 from ebank.core.errors import CATALOGUE, EbankError
-from ebank.core.tables import outbox_events
 from ebank.core.writer import Command, Tx, Writer
-from ebank.customers.service import register_enterprise
 from ebank.enrolment import service as enrolment
 from ebank.ledger import service as ledger
 from ebank.ledger.chart import ensure_chart
 from ebank.limits import service as limits
 from ebank.limits.service import Assessment, Payment
-from ebank.limits.tables import limit_usage
-from ebank.ops import approvals
-from ebank.security import service as security
+from tests import support
 from tests.support import (
     STAFF,
-    VAULT,
     code_of,
     in_one_batch,
-    person,
     race_two_writers,
     sound,
 )
@@ -50,97 +42,8 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 # -- the bank of these tests --------------------------------------------------------------
-class Bank:
-    """The bank's internal accounts, customers with funded accounts, and a way to pay."""
-
-    def __init__(self, writer: Writer, engine: Engine, clock: FixedClock) -> None:
-        self.writer, self.engine, self.clock = writer, engine, clock
-        self.cash = writer.execute(Command(ensure_chart, sql=False))["GL-CASH-CNY"]
-        self._people = 0
-
-    def person(self) -> int:
-        self._people += 1
-        return person(self.writer, self._people)
-
-    def enterprise(self) -> int:
-        return self.writer.execute(
-            register_enterprise(
-                VAULT, name="福州示例科技有限公司", credit_code=CREDIT_CODE,
-                legal_representative="欧阳锋", mobile="15900001111", actor=STAFF,
-            )
-        ).id  # fmt: skip
-
-    def account(
-        self, customer: int, tier: str = "I", funds: int = 5_000_000 * YUAN, currency: str = "CNY"
-    ) -> CustomerAccount:
-        opened = self.writer.execute(
-            accounts.open_account(customer_id=customer, tier=tier, currency=currency, actor=STAFF)
-        )
-        if funds:
-            self.fund(opened, funds)
-        return opened
-
-    def fund(self, account: CustomerAccount, amount: int) -> None:
-        self.writer.execute(
-            ledger.command(
-                lambda tx: ledger.transfer(
-                    tx, debit=self.cash, credit=account.ledger_account_id, amount=amount
-                )
-            )
-        )
-
-    def enrol(self, customer: int, channel: str = "online", **agreed: int) -> None:
-        self.writer.execute(
-            enrolment.enrol_at_counter(customer_id=customer, channel=channel, actor=STAFF, **agreed)
-        )
-
-    def self_enrol(self, customer: int, account: CustomerAccount) -> None:
-        """Enrol online with card + PIN + the SMS code, as the customer would."""
-        card = self.writer.execute(
-            cards.issue_debit_card(
-                VAULT, customer_id=customer, account_number=account.number, actor=STAFF
-            )
-        ).number
-        self.writer.execute(
-            security.set_secret(customer_id=customer, kind="transaction_pin", secret="804317",
-                                actor=STAFF)
-        )  # fmt: skip
-        self.writer.execute(
-            enrolment.begin_self_enrolment(VAULT, card_number=card, pin="804317")
-        ).value()
-        with self.engine.connect() as conn:
-            sealed = json.loads(
-                conn.execute(select(outbox_events.c.payload)
-                             .where(outbox_events.c.topic == "sms.send")
-                             .order_by(outbox_events.c.id.desc())).scalars().first()
-            )["body"]  # fmt: skip
-        [code] = re.findall(r"(?<!\d)\d{6}(?!\d)", VAULT.decrypt(sealed, purpose="sms.body"))
-        done = self.writer.execute(
-            enrolment.complete_self_enrolment(
-                VAULT, card_number=card, code=code, login_password="Sunrise2026"
-            )
-        ).value()
-        assert done.assurance == "self"
-
-    def set_parameter(self, name: str, value: int) -> None:
-        request = self.writer.execute(
-            approvals.propose("parameter.set", {"name": name, "value": value},
-                              reason="监管新规", maker=STAFF)
-        )  # fmt: skip
-        self.writer.execute(approvals.approve(request, checker=CHECKER))
-
-    def balance(self, account: CustomerAccount) -> int:
-        with self.engine.connect() as conn:
-            return accounts.get_account(conn, number=account.number).balance
-
-    def usage(self, customer: int) -> dict[tuple[str, str], int]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(limit_usage.c.scope, limit_usage.c.period, limit_usage.c.amount).where(
-                    limit_usage.c.customer_id == customer
-                )
-            )
-            return {(scope, period): amount for scope, period, amount in rows}
+class Bank(support.Bank):
+    """The common test bank, paying as a payment service would."""
 
     def assess(self, payment: Payment) -> Assessment:
         with self.engine.connect() as conn:

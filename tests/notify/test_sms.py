@@ -22,11 +22,8 @@ from ebank.core.errors import EbankError
 from ebank.core.tables import outbox_events
 from ebank.core.writer import Command, Writer
 from ebank.notify import service as notify
+from ebank.notify.delivery import ABANDONED, BACKOFF, LEASE, SETTLE
 from ebank.notify.service import (
-    ABANDONED,
-    BACKOFF,
-    LEASE,
-    SETTLE,
     InboxSender,
     deliver_sms,
     inbox,

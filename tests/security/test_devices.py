@@ -12,6 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
+from argon2 import Type as Argon2Type
 from sqlalchemy import Engine, select
 
 from ebank.core.clock import FixedClock, as_utc
@@ -20,10 +22,14 @@ from ebank.core.settings import get_settings
 from ebank.core.tables import audit_log, outbox_events
 from ebank.core.writer import Command, Writer
 from ebank.notify.service import InboxSender, deliver_sms, inbox
+from ebank.security import login as logins
+from ebank.security import service as security
+from ebank.security import sessions
 from ebank.security.devices import (
     Device,
     begin_binding,
     confirm_binding,
+    device_hash,
     devices_of,
     is_bound,
     note_login,
@@ -31,6 +37,7 @@ from ebank.security.devices import (
 )
 from ebank.security.service import Checked
 from ebank.security.tables import devices, one_time_codes
+from tests.channels import api_support
 from tests.support import VAULT, code_of, in_one_batch, outcome, person, race_two_writers
 
 PHONE_A = "iPhone15,2-7F3A9C21-55B0-4E0B-9D1E-0A1B2C3D4E5F"
@@ -329,6 +336,7 @@ def test_unbinding_someone_elses_device_fails_and_changes_nothing(
 ) -> None:
     mine, theirs = person(writer, 1), person(writer, 2)
     device = bind(writer, engine, mine, PHONE_A)
+    my_session = session_from(writer, mine, PHONE_A)
     writer.execute(login(theirs, PHONE_B))  # a device they only logged in from
     [_, seen] = device_rows(engine)
     before = device_rows(engine)
@@ -340,6 +348,70 @@ def test_unbinding_someone_elses_device_fails_and_changes_nothing(
         )
     assert device_rows(engine) == before
     assert audits(engine, "device.unbind") == []
+    assert writer.execute(sessions.resume(my_session)).customer_id == mine
+
+
+def session_from(writer: Writer, customer: int, device: str) -> str:
+    """A mobile session of the customer's opened from this device; its token."""
+    started = sessions.start(
+        customer_id=customer, channel="mobile", device_hash=device_hash(VAULT, device)
+    )
+    return writer.execute(started).token
+
+
+def test_unbinding_a_device_ends_every_session_opened_from_it_at_once(
+    writer: Writer, engine: Engine
+) -> None:
+    customer = person(writer, 1)
+    phone_a = bind(writer, engine, customer, PHONE_A)
+    bind(writer, engine, customer, PHONE_B)
+    from_a = [session_from(writer, customer, PHONE_A) for _ in range(2)]
+    from_b = session_from(writer, customer, PHONE_B)
+    online = writer.execute(sessions.start(customer_id=customer, channel="online")).token
+    writer.execute(unbind(customer_id=customer, device_id=phone_a.id, actor="x", channel="mobile"))
+    for token in from_a:
+        fails("SESSION_EXPIRED", writer, sessions.resume(token))
+    for token in (from_b, online):
+        assert writer.execute(sessions.resume(token)).customer_id == customer
+    [record] = audits(engine, "device.unbind")
+    assert json.loads(record["detail"])["sessions_ended"] == 2
+    assert len(audits(engine, "session.end.unbound")) == 2
+
+
+def test_unbinding_my_device_leaves_another_customers_sessions_on_a_shared_phone(
+    writer: Writer, engine: Engine
+) -> None:
+    mine, theirs = person(writer, 1), person(writer, 2)
+    my_device = bind(writer, engine, mine, PHONE_A)
+    bind(writer, engine, theirs, PHONE_A)
+    my_session = session_from(writer, mine, PHONE_A)
+    their_session = session_from(writer, theirs, PHONE_A)
+    writer.execute(unbind(customer_id=mine, device_id=my_device.id, actor="x", channel="mobile"))
+    fails("SESSION_EXPIRED", writer, sessions.resume(my_session))
+    assert writer.execute(sessions.resume(their_session)).customer_id == theirs
+
+
+def test_a_session_opened_by_a_login_from_a_phone_ends_when_the_phone_is_unbound(
+    writer: Writer, engine: Engine, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the login itself: the session keeps the hash the binding keeps."""
+    cheap = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1, type=Argon2Type.ID)
+    monkeypatch.setattr(security, "_hasher", cheap)
+    me = api_support.customer(writer, 1, enrolled=("mobile",))
+    api_support.bind_device(writer, me, PHONE_A)
+    started = writer.execute(
+        logins.begin(VAULT, login=me.mobile, password=api_support.PASSWORD, channel="mobile",
+                     device=PHONE_A)
+    ).value()  # fmt: skip
+    token = writer.execute(
+        logins.complete(VAULT, challenge=started.token, factor="token",
+                        code=api_support.token_code(me, clock), device=PHONE_A)
+    ).value().token  # fmt: skip
+    [device] = bound(engine, me.id)
+    writer.execute(unbind(customer_id=me.id, device_id=device.id, actor="x", channel="mobile"))
+    fails("SESSION_EXPIRED", writer, sessions.resume(token))
+    # And its login alert still knows the phone: a login from it again is not a new device.
+    assert writer.execute(login(me.id, PHONE_A)) is False
 
 
 def test_a_device_can_be_bound_again_after_unbinding(writer: Writer, engine: Engine) -> None:

@@ -145,16 +145,18 @@ def _login_of_nobody(writer: Writer, engine: Engine) -> Case:
 
 def _staff_login(writer: Writer, engine: Engine) -> Case:
     writer.execute(
-        staff.add(username="teller1", name="T", roles=("teller",), password=PASSWORD, actor="x")
+        staff.add(
+            VAULT, username="teller1", name="T", roles=("teller",), password=PASSWORD, actor="x"
+        )
     )
-    command = staff.login(username="teller1", password=PASSWORD)
+    command = staff.begin_login(username="teller1", password=PASSWORD)
     return Case(command, PASSWORD, lambda step: step.verdict.ok)
 
 
 def _staff_add(writer: Writer, engine: Engine) -> Case:
-    command = staff.add(username="teller1", name="T", roles=("teller",), password=PASSWORD,
-                        actor="x")  # fmt: skip
-    return Case(command, PASSWORD, lambda member: member.username == "teller1")
+    command = staff.add(VAULT, username="teller1", name="T", roles=("teller",),
+                        password=PASSWORD, actor="x")  # fmt: skip
+    return Case(command, PASSWORD, lambda added: added.member.username == "teller1")
 
 
 def _begin_self_enrolment(writer: Writer, engine: Engine) -> Case:

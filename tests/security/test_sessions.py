@@ -19,12 +19,14 @@ from ebank.core.clock import FixedClock, as_utc
 from ebank.core.errors import EbankError
 from ebank.core.settings import Settings, get_settings
 from ebank.core.tables import audit_log
-from ebank.core.writer import Writer
-from ebank.security.sessions import Session, Started, end, live_sessions, resume, start
+from ebank.core.writer import Command, Writer
+from ebank.security.devices import device_hash
+from ebank.security.sessions import Session, Started, end, end_all, live_sessions, resume, start
 from ebank.security.tables import sessions
-from tests.support import in_one_batch, person
+from tests.support import VAULT, in_one_batch, person
 
 DEVICE = "iPhone15,2-7F3A9C21-55B0-4E0B-9D1E-0A1B2C3D4E5F"
+PHONE = device_hash(VAULT, DEVICE)  # the keyed hash its binding keeps too
 
 
 def idle() -> timedelta:
@@ -69,8 +71,8 @@ def test_defaults_are_five_minutes_idle_and_twelve_hours_absolute() -> None:
 
 def test_token_is_long_random_and_differs_between_sessions(writer: Writer) -> None:
     customer = person(writer, 1)
-    first = writer.execute(start(customer_id=customer, channel="online", device=DEVICE))
-    second = writer.execute(start(customer_id=customer, channel="online", device=DEVICE))
+    first = writer.execute(start(customer_id=customer, channel="online", device_hash=PHONE))
+    second = writer.execute(start(customer_id=customer, channel="online", device_hash=PHONE))
     assert isinstance(first, Started)
     for started in (first, second):
         assert len(started.token) >= 40
@@ -83,14 +85,14 @@ def test_database_keeps_only_a_hash_of_the_token_and_of_the_device(
     writer: Writer, engine: Engine
 ) -> None:
     customer = person(writer, 1)
-    started = writer.execute(start(customer_id=customer, channel="mobile", device=DEVICE))
+    started = writer.execute(start(customer_id=customer, channel="mobile", device_hash=PHONE))
     row = row_of(engine, started.session.id)
     stored = [str(v) for v in row.values() if v is not None]
     for value in stored:
         assert started.token not in value
         assert DEVICE not in value
     assert row["token_hash"] != started.token
-    assert row["device"] not in ("", DEVICE)  # a device was given: something, but not it
+    assert row["device"] == PHONE  # the device's keyed hash, as its binding keeps it
     # Nor does the audit trail keep the token.
     with engine.connect() as conn:
         trail = conn.execute(select(audit_log)).mappings().all()
@@ -103,7 +105,7 @@ def test_database_keeps_only_a_hash_of_the_token_and_of_the_device(
 
 def test_start_returns_the_session_as_of_now(writer: Writer, clock: FixedClock) -> None:
     customer = person(writer, 1)
-    started = writer.execute(start(customer_id=customer, channel="mobile", device=DEVICE))
+    started = writer.execute(start(customer_id=customer, channel="mobile", device_hash=PHONE))
     assert started.session == Session(
         started.session.id, customer, "mobile", clock.now(), clock.now()
     )
@@ -148,7 +150,7 @@ def test_idle_session_expires_at_exactly_the_idle_limit_not_a_second_before(
 
 def test_five_minutes_idle_expires_the_session(writer: Writer, clock: FixedClock) -> None:
     customer = person(writer, 1)
-    started = writer.execute(start(customer_id=customer, channel="mobile", device=DEVICE))
+    started = writer.execute(start(customer_id=customer, channel="mobile", device_hash=PHONE))
     assert idle() <= timedelta(minutes=5)
     clock.advance(timedelta(minutes=5))
     expect("SESSION_EXPIRED", writer, resume(started.token))
@@ -259,7 +261,7 @@ def test_customer_cannot_end_someone_elses_session(
 ) -> None:
     owner = person(writer, 1)
     other = person(writer, 2)
-    started = writer.execute(start(customer_id=owner, channel="mobile", device=DEVICE))
+    started = writer.execute(start(customer_id=owner, channel="mobile", device_hash=PHONE))
     error = expect(
         "SESSION_NOT_FOUND", writer, end(customer_id=other, session_id=started.session.id)
     )
@@ -272,6 +274,61 @@ def test_customer_cannot_end_someone_elses_session(
     assert writer.execute(resume(started.token)).id == started.session.id
     assert live_ids(engine, owner, clock) == [started.session.id]
     assert live_ids(engine, other, clock) == []
+
+
+def test_end_all_ends_the_live_sessions_of_one_holder_from_one_device_and_no_others(
+    writer: Writer, engine: Engine, clock: FixedClock
+) -> None:
+    mine, theirs = person(writer, 1), person(writer, 2)
+    other_phone = device_hash(VAULT, "another phone")
+    from_phone = [writer.execute(start(customer_id=mine, channel="mobile", device_hash=PHONE))
+                  for _ in range(2)]  # fmt: skip
+    logged_out = writer.execute(start(customer_id=mine, channel="mobile", device_hash=PHONE))
+    writer.execute(end(customer_id=mine, session_id=logged_out.session.id))
+    elsewhere = writer.execute(start(customer_id=mine, channel="mobile", device_hash=other_phone))
+    browser = writer.execute(start(customer_id=mine, channel="online"))
+    # A shared phone: the other customer's session from it is theirs alone.
+    shared = writer.execute(start(customer_id=theirs, channel="mobile", device_hash=PHONE))
+
+    def run(tx: Any) -> int:
+        return end_all(tx, customer_id=mine, device_hash=PHONE, reason="unbound",
+                       actor=f"customer:{mine}", channel="mobile")  # fmt: skip
+
+    assert writer.execute(Command(run)) == 2
+    for started in from_phone:
+        expect("SESSION_EXPIRED", writer, resume(started.token))
+        assert row_of(engine, started.session.id)["end_reason"] == "unbound"
+    assert row_of(engine, logged_out.session.id)["end_reason"] == "logout"  # its first end stands
+    for started in (elsewhere, browser, shared):
+        assert writer.execute(resume(started.token)).id == started.session.id
+    with engine.connect() as conn:
+        ends = conn.execute(
+            select(audit_log.c.actor, audit_log.c.subject).where(
+                audit_log.c.action == "session.end.unbound"
+            )
+        ).all()
+    expected = [(f"customer:{mine}", f"session:{s.session.id}") for s in from_phone]
+    assert sorted(ends) == sorted(expected)
+    assert writer.execute(Command(run)) == 0  # nothing left to end
+
+
+@pytest.mark.parametrize(
+    "holder",
+    [{"device_hash": ""}, {"staff_id": 1}, {"customer_id": None}],
+    ids=["empty device", "two holders", "no holder"],
+)
+def test_end_all_needs_one_holder_and_a_device_hash_if_any(
+    writer: Writer, engine: Engine, clock: FixedClock, holder: dict[str, Any]
+) -> None:
+    customer = person(writer, 1)
+    started = writer.execute(start(customer_id=customer, channel="online"))  # no device: ""
+    kwargs = {"customer_id": customer, **holder}
+
+    def run(tx: Any) -> int:
+        return end_all(tx, reason="unbound", actor="x", channel="mobile", **kwargs)
+
+    expect("INVALID_INPUT", writer, Command(run))
+    assert live_ids(engine, customer, clock) == [started.session.id]
 
 
 def test_garbage_tokens_are_expired_without_a_crash(writer: Writer) -> None:
@@ -316,11 +373,16 @@ def test_channel_other_than_online_or_mobile_is_invalid_input(
     assert session_count(engine) == 0
 
 
-def test_overlong_device_id_is_invalid_input(writer: Writer, engine: Engine) -> None:
+@pytest.mark.parametrize("given", [DEVICE, "g" * 64, PHONE.upper(), PHONE[:-1], " " + PHONE, None])
+def test_a_device_is_named_by_its_keyed_hash_and_nothing_else(
+    writer: Writer, engine: Engine, given: Any
+) -> None:
     customer = person(writer, 1)
-    expect("INVALID_INPUT", writer, start(customer_id=customer, channel="mobile", device="d" * 201))
+    expect(
+        "INVALID_INPUT", writer, start(customer_id=customer, channel="mobile", device_hash=given)
+    )
     assert session_count(engine) == 0
-    writer.execute(start(customer_id=customer, channel="mobile", device="d" * 200))
+    writer.execute(start(customer_id=customer, channel="mobile", device_hash=PHONE))
     assert session_count(engine) == 1
 
 
@@ -344,7 +406,7 @@ def test_live_sessions_lists_only_live_sessions_of_that_customer_newest_first(
     logged_out = writer.execute(start(customer_id=mine, channel="mobile"))
     writer.execute(end(customer_id=mine, session_id=logged_out.session.id))
     clock.advance(idle() - timedelta(minutes=3))  # `gone_idle`, `other`: idle the limit
-    older = writer.execute(start(customer_id=mine, channel="mobile", device=DEVICE))
+    older = writer.execute(start(customer_id=mine, channel="mobile", device_hash=PHONE))
     clock.advance(timedelta(seconds=10))
     newer = writer.execute(start(customer_id=mine, channel="online"))
     clock.advance(timedelta(seconds=10))
@@ -372,7 +434,7 @@ def test_live_sessions_lists_only_live_sessions_of_that_customer_newest_first(
 
 def test_start_and_end_are_audited(writer: Writer, engine: Engine) -> None:
     customer = person(writer, 1)
-    started = writer.execute(start(customer_id=customer, channel="mobile", device=DEVICE))
+    started = writer.execute(start(customer_id=customer, channel="mobile", device_hash=PHONE))
     writer.execute(resume(started.token))
     writer.execute(end(customer_id=customer, session_id=started.session.id, reason="revoked"))
     with engine.connect() as conn:

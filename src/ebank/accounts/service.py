@@ -173,6 +173,13 @@ def get_account(conn: Connection, *, number: str) -> CustomerAccount:
     return _view(row)
 
 
+def account_by_id(conn: Connection, account_id: int) -> CustomerAccount:
+    row = conn.execute(_select().where(customer_accounts.c.id == account_id)).first()
+    if row is None:
+        raise EbankError("ACCOUNT_NOT_FOUND")
+    return _view(row)
+
+
 def accounts_of(conn: Connection, customer_id: int) -> list[CustomerAccount]:
     """A customer's accounts, oldest first."""
     rows = conn.execute(

@@ -2,6 +2,6 @@
 
 from types import ModuleType
 
-from ebank.bench import ledger
+from ebank.bench import ledger, payments
 
-SCENARIOS: dict[str, ModuleType] = {"ledger": ledger}
+SCENARIOS: dict[str, ModuleType] = {"ledger": ledger, "payments": payments}

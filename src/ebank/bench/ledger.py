@@ -11,7 +11,7 @@ import asyncio
 import random
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -59,15 +59,22 @@ def temporary_database(db: str, url: str | None) -> Iterator[str]:
             yield target
 
 
-def run(args: argparse.Namespace) -> str:
-    if args.transfers < 1 or args.accounts < 2 or args.submitters < 1:
-        raise SystemExit("need at least 1 transfer, 2 accounts and 1 submitter")
+def on_database(
+    args: argparse.Namespace, bench: Callable[[Engine, argparse.Namespace], str]
+) -> str:
+    """Run a scenario on the fresh database its arguments ask for; its RESULT line."""
     with temporary_database(args.db, args.url) as url:
         engine = make_engine(url, pool_size=4) if args.db == "postgres" else make_engine(url)
         try:
-            return _bench(engine, args)
+            return bench(engine, args)
         finally:
             engine.dispose()
+
+
+def run(args: argparse.Namespace) -> str:
+    if args.transfers < 1 or args.accounts < 2 or args.submitters < 1:
+        raise SystemExit("need at least 1 transfer, 2 accounts and 1 submitter")
+    return on_database(args, _bench)
 
 
 def _bench(engine: Engine, args: argparse.Namespace) -> str:

@@ -250,6 +250,150 @@ CATALOGUE: dict[str, ErrorKind] = {
         "This device is not bound to your mobile banking: bind it first by logging in with a "
         "name for the device and the SMS code we send to your phone",
     ),
+    "PAYMENT_NOT_FOUND": ErrorKind(404, "该笔支付不存在", "Payment not found"),
+    "PAYEE_NOT_FOUND": ErrorKind(
+        422,
+        "收款账户不存在，请核对收款账号后重试",
+        "The payee account does not exist: check the account number and try again",
+    ),
+    "PAYEE_NAME_MISMATCH": ErrorKind(
+        422,
+        "收款人户名与账号不符，请向收款人核实户名后重试",
+        "The payee name does not match the account: check the name with the payee and retry",
+    ),
+    "PAYEE_ACCOUNT_UNAVAILABLE": ErrorKind(
+        422,
+        "收款账户状态异常，暂不能入账，请联系收款人",
+        "The payee account cannot receive money at present: please contact the payee",
+    ),
+    "PAYEE_BANK_REJECTED": ErrorKind(
+        422,
+        "收款行退回了这笔转账，款项已退回您的账户，请核对收款信息",
+        "The payee's bank returned the transfer; the money is back in your account. "
+        "Please check the payee details",
+    ),
+    "NOT_A_PAYMENT_ACCOUNT": ErrorKind(
+        422,
+        "定期账户不能直接转账，请先转存为活期",
+        "A term deposit cannot pay: move the money to a demand account first",
+    ),
+    "PAYMENT_NOT_REVOCABLE": ErrorKind(
+        409,
+        "该笔转账已发出或已结束，不能撤销",
+        "This transfer has already been sent or has ended and cannot be revoked",
+    ),
+    "INTERBANK_UNAVAILABLE": ErrorKind(
+        503,
+        "跨行转账暂不可用，请稍后再试或使用本行转账",
+        "Transfers to other banks are unavailable at present: try again later",
+    ),
+    "CLEARING_MESSAGE_INVALID": ErrorKind(
+        400, "清算报文有误：{reason}", "Invalid clearing message: {reason}"
+    ),
+    "CLEARING_UNAUTHENTICATED": ErrorKind(
+        401,
+        "清算报文认证失败（签名错误或已过期）",
+        "The clearing message is not authenticated (bad or stale signature)",
+    ),
+    "RECEIPT_NOT_FOUND": ErrorKind(
+        404,
+        "未找到该电子回单，请核对回单编号或验证码",
+        "No such receipt: check the receipt number or verification code",
+    ),
+    "RECEIPT_UNAVAILABLE": ErrorKind(
+        409,
+        "该电子回单暂时无法提供，请联系客服",
+        "This receipt cannot be provided at the moment; please contact customer service",
+    ),
+    "STAFF_NOT_FOUND": ErrorKind(404, "该员工登录账号不存在", "No such staff login"),
+    "STAFF_OWN_LOGIN": ErrorKind(
+        403,
+        "不能对自己的登录账号执行此操作，请由另一位管理员办理",
+        "You cannot do this to your own login: another admin must",
+    ),
+    "BILLER_NOT_FOUND": ErrorKind(
+        404,
+        "未找到该缴费单位，请从缴费单位列表中选择",
+        "No such biller: choose one from the list of billers",
+    ),
+    "BILLER_EXISTS": ErrorKind(
+        409, "缴费单位代码 {code} 已存在", "A biller with code {code} already exists"
+    ),
+    "BILL_ACCOUNT_NOT_FOUND": ErrorKind(
+        404,
+        "缴费单位查无此户号，请核对账单或缴费通知上的户号后重试",
+        "The biller has no such customer number: check the number on your bill and try again",
+    ),
+    "BILL_NOT_FOUND": ErrorKind(
+        404,
+        "未找到该账单，请重新查询账单后从查询结果中缴费",
+        "No such bill: look your bills up again and pay one from the result",
+    ),
+    "BILL_ALREADY_PAID": ErrorKind(
+        409, "该账单已缴清，无需重复缴费", "This bill is already paid: there is nothing to pay"
+    ),
+    "BILL_AMOUNT_MISMATCH": ErrorKind(
+        422,
+        "账单须全额缴纳，请按查询到的账单金额缴费",
+        "Bills are paid in full: pay exactly the amount your bill inquiry shows",
+    ),
+    "TOPUP_AMOUNT_NOT_OFFERED": ErrorKind(
+        422,
+        "话费充值金额须为以下面额之一（元）：{amounts}",
+        "A phone top-up is one of these amounts (yuan): {amounts}",
+    ),
+    "BILLER_REFUSED": ErrorKind(
+        422,
+        "缴费单位未受理这笔缴费，款项已退回您的账户；请向缴费单位核实户号状态后再缴",
+        "The biller did not accept this payment and the money is back in your account: check "
+        "your account with the biller before paying again",
+    ),
+    "BILLER_UNAVAILABLE": ErrorKind(
+        503,
+        "缴费单位系统暂时无法连接，请稍后再试",
+        "The biller cannot be reached at present: please try again later",
+    ),
+    "PAYEE_ENTRY_NOT_FOUND": ErrorKind(
+        404, "收款人名册中没有该收款人", "There is no such payee in your payee book"
+    ),
+    "PAYEE_ENTRY_EXISTS": ErrorKind(
+        409,
+        "该收款人已在您的收款人名册中，无需重复添加",
+        "This payee is already in your payee book",
+    ),
+    "PAYEE_ENTRY_IN_USE": ErrorKind(
+        409,
+        "该收款人还有进行中的预约转账，请先撤销这些预约再删除收款人",
+        "Standing orders still pay this payee: cancel them before removing the payee",
+    ),
+    "STANDING_ORDER_NOT_FOUND": ErrorKind(404, "预约转账不存在", "Standing order not found"),
+    "MANDATE_NOT_FOUND": ErrorKind(404, "代扣协议不存在", "Direct-debit mandate not found"),
+    "MANDATE_REVOKED": ErrorKind(
+        422,
+        "客户已解除该代扣协议，不能再扣款",
+        "The customer has revoked this mandate: it can no longer be debited",
+    ),
+    "MANDATE_EXPIRED": ErrorKind(
+        422,
+        "该代扣协议已过有效期，请与客户重新签约",
+        "This mandate has expired: the customer must sign a new one",
+    ),
+    "MANDATE_AMOUNT_EXCEEDED": ErrorKind(
+        422,
+        "扣款金额超过协议约定的单笔上限 ¥{max_amount}",
+        "The amount is above the mandate's maximum of ¥{max_amount} per debit",
+    ),
+    "MANDATE_PERIOD_USED": ErrorKind(
+        409,
+        "该代扣协议本期（{period}）已扣过款，每期只能扣款一次",
+        "This mandate was already debited in this period ({period}): once per period",
+    ),
+    "CREDITOR_NOT_ELIGIBLE": ErrorKind(
+        422,
+        "收款方须为在本行开立结算账户的企业，请核对收款方账号",
+        "The creditor must be an enterprise with a settlement account at this bank: check "
+        "the account number",
+    ),
     "NOT_FOUND": ErrorKind(404, "请求的地址不存在", "No such address"),
     "METHOD_NOT_ALLOWED": ErrorKind(
         405, "该地址不支持此操作", "This address does not allow that method"

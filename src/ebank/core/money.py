@@ -72,3 +72,15 @@ def format_minor(minor: int, currency: str = "CNY") -> str:
     sign = "-" if minor < 0 else ""
     whole, frac = divmod(abs(minor), 10**exp)
     return f"{sign}{whole}.{frac:0{exp}d}" if exp else f"{sign}{whole}"
+
+
+SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "HKD": "HK$", "JPY": "JP¥", "GBP": "£"}
+
+
+def display_amount(minor: int, currency: str = "CNY") -> str:
+    """An amount as people read it, with its symbol and thousands separators ("¥1,234.50")."""
+    exp = digits(currency)
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(minor), 10**exp)
+    symbol = SYMBOLS.get(currency, currency + " ")
+    return f"{sign}{symbol}{whole:,}.{frac:0{exp}d}" if exp else f"{sign}{symbol}{whole:,}"

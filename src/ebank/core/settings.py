@@ -7,7 +7,7 @@ what a process needs to start.
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,6 +47,27 @@ class Settings(BaseSettings):
     jobs_path: Path = Path("var/jobs.db")
     # How long a stored idempotent answer is kept; the API promises at least 24 hours.
     idempotency_retention_hours: int = Field(default=168, ge=24)
+    # Inter-bank clearing: our participant code (12 digits, CNAPS-style), the clearing house's
+    # base URL (None: transfers to other banks are not available), the secret shared with the
+    # house that authenticates every message both ways (HMAC-SHA256), and how long we wait for
+    # the house's answer before its outcome counts as unknown. The default secret is for
+    # development only: production sets EBANK_CLEARING_SECRET from its key store.
+    bank_code: str = Field(default="999100000017", pattern=r"^[0-9]{12}$")
+    clearing_url: str | None = None
+    clearing_secret: SecretStr = Field(
+        default=SecretStr("ebank-development-clearing-secret"), min_length=16
+    )
+    clearing_timeout_seconds: float = Field(default=5, gt=0, le=60)
+    # E-mail notices go through this SMTP server (none are sent while the host is unset), from
+    # this address. STARTTLS upgrades the connection, checking the server's certificate against
+    # the system's CAs (SSL_CERT_FILE names another bundle); a login is only ever sent over it.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "ebank <noreply@localhost>"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=10, gt=0)
 
 
 @lru_cache

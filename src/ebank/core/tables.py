@@ -2,6 +2,7 @@
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
     Index,
@@ -17,6 +18,13 @@ from ebank.core.db import metadata
 # A 64-bit key on PostgreSQL; on SQLite an INTEGER PRIMARY KEY, the rowid alias.
 ID = BigInteger().with_variant(Integer(), "sqlite")
 UTC_TIME = DateTime(timezone=True)
+
+
+def one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
+    """A CHECK that `column` holds one of `values` (named after the column)."""
+    listed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=column)
+
 
 idempotency_keys = Table(
     "idempotency_keys",

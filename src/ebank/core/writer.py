@@ -431,7 +431,9 @@ class Writer:
                     continue
                 job.outcome = tx._run(job.command)
                 if job.outcome[0] and idem is not None:
-                    keys.remember(idem, job.outcome[1])
+                    kept = _replay_value(job.outcome[1])
+                    if kept is not None:
+                        keys.remember(idem, kept)
             tx.flush()
             keys.flush()
         self.batches += 1
@@ -531,6 +533,14 @@ class _IdempotencyBook:
 
     def flush(self) -> None:
         self.INSERT.run(self.conn, self.new)
+
+
+def _replay_value(result: Any) -> Any:
+    """What a repeat of the request gets back. A result may choose by a `replay_value()`
+    method: None keeps nothing, e.g. a failed factor check, which the customer may retry
+    under the same key."""
+    choose = getattr(result, "replay_value", None)
+    return result if choose is None else choose()
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}

@@ -18,6 +18,9 @@ class InternalAccount:
 CHART: tuple[InternalAccount, ...] = (
     InternalAccount("GL-CASH-CNY", "库存现金 / Cash in vault", "D", False),
     InternalAccount("GL-CLEARING-CNY", "清算往来 / Inter-bank clearing", "D", True),
+    InternalAccount(
+        "GL-CENTRAL-BANK-CNY", "存放中央银行款项 / Reserve account at the central bank", "D", True
+    ),
     InternalAccount("GL-SUSPENSE-CNY", "待处理挂账 / Suspense", "D", True),
     InternalAccount("GL-FEE-INCOME-CNY", "手续费收入 / Fee income", "C", True),
     InternalAccount("GL-MERCHANT-SETTLEMENT-CNY", "商户待清算 / Merchant settlement", "C", True),

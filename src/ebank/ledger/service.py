@@ -451,6 +451,16 @@ def transfer(
     return post(tx, (Leg(debit, "D", amount), Leg(credit, "C", amount)), kind=kind, memo=memo)
 
 
+def balance_in(tx: Tx, account_id: int) -> int:
+    """An account's balance as this transaction has left it so far."""
+    return tx.part(LedgerBatch).account(account_id).balance
+
+
+def account_id_of(tx: Tx, code: str) -> int:
+    """The id of the ledger account with this code (an internal account's, typically)."""
+    return tx.part(LedgerBatch).account_id(code)
+
+
 def place_hold(
     tx: Tx, *, account_id: int, amount: int, expires_at: datetime, memo: str = ""
 ) -> HoldResult:

@@ -1,9 +1,12 @@
-"""SMS delivery: where each "sms.send" event stands, every attempt to send it, and the demo inbox.
+"""Notification tables: delivery state of each channel's outbox messages (SMS, e-mail), every
+attempt to deliver them, the demo's SMS inbox, and what notices each customer wants.
 
 The outbox events themselves are never changed; delivery state lives here.
 """
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -18,41 +21,48 @@ from sqlalchemy import (
 from ebank.core.db import metadata
 from ebank.core.tables import ID, UTC_TIME
 
-# One row: every "sms.send" event up to `event_id` has its row in `sms_messages`.
-sms_intake = Table(
-    "sms_intake",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("event_id", ID, nullable=False),
-    Column("updated_at", UTC_TIME, nullable=False),
-)
 
-# One row per "sms.send" event: waiting for its next attempt (due at `due_at`), being sent by
-# a worker (whose lease ends at `due_at`), or done (delivered, expired or given up).
-sms_messages = Table(
-    "sms_messages",
-    metadata,
-    Column("event_id", ID, ForeignKey("outbox_events.id"), primary_key=True),
-    Column("state", String(8), nullable=False),
-    Column("attempts", Integer, nullable=False),
-    Column("due_at", UTC_TIME, nullable=False),
-    CheckConstraint("state IN ('waiting', 'sending', 'done')", name="state"),
-)
-Index("ix_sms_messages_state_due_at", sms_messages.c.state, sms_messages.c.due_at)
+def delivery_tables(channel: str) -> tuple[Table, Table, Table]:
+    """The three tables a channel's delivery keeps (`notify.delivery`): intake, messages and
+    deliveries, named after the channel ("sms_messages", "email_messages"...)."""
+    # One row: every event of the channel up to `event_id` has its row in `<channel>_messages`.
+    intake = Table(
+        f"{channel}_intake",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("event_id", ID, nullable=False),
+        Column("updated_at", UTC_TIME, nullable=False),
+    )
+    # One row per event: waiting for its next attempt (due at `due_at`), being sent by a
+    # worker (whose lease ends at `due_at`), or done (delivered, expired or given up).
+    messages = Table(
+        f"{channel}_messages",
+        metadata,
+        Column("event_id", ID, ForeignKey("outbox_events.id"), primary_key=True),
+        Column("state", String(8), nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("due_at", UTC_TIME, nullable=False),
+        CheckConstraint("state IN ('waiting', 'sending', 'done')", name="state"),
+    )
+    Index(f"ix_{channel}_messages_state_due_at", messages.c.state, messages.c.due_at)
+    # Every attempt and how it ended; appended only. Never the body or the address.
+    deliveries = Table(
+        f"{channel}_deliveries",
+        metadata,
+        Column("id", ID, primary_key=True),
+        Column("event_id", ID, ForeignKey(f"{channel}_messages.event_id"), nullable=False),
+        Column("attempt", Integer, nullable=False),
+        Column("status", String(12), nullable=False),
+        Column("error", Text, nullable=True),
+        Column("at", UTC_TIME, nullable=False),
+        UniqueConstraint("event_id", "attempt"),
+        CheckConstraint("status IN ('delivered', 'retrying', 'failed', 'expired')", name="status"),
+    )
+    return intake, messages, deliveries
 
-# Every attempt and how it ended; appended only. Never the body or the number.
-sms_deliveries = Table(
-    "sms_deliveries",
-    metadata,
-    Column("id", ID, primary_key=True),
-    Column("event_id", ID, ForeignKey("sms_messages.event_id"), nullable=False),
-    Column("attempt", Integer, nullable=False),
-    Column("status", String(12), nullable=False),
-    Column("error", Text, nullable=True),
-    Column("at", UTC_TIME, nullable=False),
-    UniqueConstraint("event_id", "attempt"),
-    CheckConstraint("status IN ('delivered', 'retrying', 'failed', 'expired')", name="status"),
-)
+
+sms_intake, sms_messages, sms_deliveries = delivery_tables("sms")
+email_intake, email_messages, email_deliveries = delivery_tables("email")
 
 # What the demo's phone received (the default sender's "gateway"): the body sealed, the number
 # masked.
@@ -67,3 +77,19 @@ sms_inbox = Table(
     Column("sent_at", UTC_TIME, nullable=False),
 )
 Index("ix_sms_inbox_customer_id", sms_inbox.c.customer_id)
+
+# What a customer changed about their notices; no row means the defaults (movement SMS for
+# every amount, in Chinese, no e-mail). Payment services read it once per notice, by key.
+notice_preferences = Table(
+    "notice_preferences",
+    metadata,
+    Column("customer_id", ID, ForeignKey("customers.id"), primary_key=True),
+    Column("movement_sms", Boolean, nullable=False),
+    Column("movement_threshold", BigInteger, nullable=False),  # fen: no SMS below it
+    Column("locale", String(5), nullable=False),
+    Column("email_sealed", Text, nullable=True),  # where e-mail notices go, if anywhere
+    Column("email_masked", String(254), nullable=True),
+    Column("updated_at", UTC_TIME, nullable=False),
+    CheckConstraint("movement_threshold >= 0", name="movement_threshold"),
+    CheckConstraint("locale IN ('zh-CN', 'en')", name="locale"),
+)

@@ -1,9 +1,17 @@
-"""Bank staff: who they are, which roles they hold, and how they log in to the console.
+"""Bank staff: who they are, which roles they hold, how they log in to the console, and how
+admins look after their logins.
 
-A member of staff logs in with a username and a password (argon2id). The attempts count on
-the staff row with the very code that counts customers' (`security.service.SecretCheck`),
-so the lockout is the same: locked after 5 failures, for good after the 3rd lock. Success
-opens a console session (`security.sessions`), the one mechanism customers use too.
+A console login is two steps, like a customer's (`security.login`): the username and password
+(argon2id, verified before the writer) open a short-lived challenge; a token code (TOTP, from
+the authenticator app enrolled when the login was made) against that challenge opens a
+console session (`security.sessions`), the one mechanism customers use too. Staff have no SMS
+here. Both steps count on the staff row with the code that counts customers' attempts
+(`security.service`), so the lockout is the same: locked after 5 failures, for good after the
+3rd lock, and a wrong code counts like a wrong password. No answer says which factor failed.
+
+Admins disable and enable logins (disabling ends the login's open sessions at once), unlock
+them, give them a new token and change their roles. Each act is audited, none needs a second
+person, and nobody does any of them to their own login.
 
 Least privilege: counter business belongs to tellers and supervisors; proposing a sensitive
 action to them and risk officers; deciding one (the checker) to supervisors and risk
@@ -11,26 +19,31 @@ officers; admins manage staff and do no customer business.
 """
 
 import re
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from ebank.core import audit
 from ebank.core.clock import as_utc
+from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
+from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Tx
 from ebank.ops.tables import staff
 from ebank.security import service as security
 from ebank.security import sessions
-from ebank.security.service import Checked
+from ebank.security.service import Checked, Verdict
 
 ROLES = ("teller", "supervisor", "risk", "admin")
 COUNTER = ("teller", "supervisor")  # register customers, open accounts, issue cards, secrets
 LOOKUP = ("teller", "supervisor", "risk")  # find customers, see what they hold
 MAKERS = ("teller", "supervisor", "risk")  # propose a maker-checker action
 CHECKERS = ("supervisor", "risk")  # approve or reject one
+ADMINS = ("admin",)  # look after staff logins
+SEED_PURPOSE = "staff.token"  # staff's token seeds are sealed apart from customers'
 _USERNAME = re.compile(r"[a-z][a-z0-9._-]{2,31}")
 
 
@@ -41,11 +54,24 @@ class StaffMember:
     name: str
     roles: tuple[str, ...]
     created_at: datetime
+    has_token: bool
+    disabled: bool
+    locked_until: datetime | None  # as stored: a time past is no lock
+    permanently_locked: bool
 
     @property
     def actor(self) -> str:
         """How audit records and approvals name them."""
         return f"staff:{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    """A login with a new token. The URI (with the seed) is shown this once; the bank keeps
+    the seed sealed."""
+
+    member: StaffMember
+    otpauth_uri: str
 
 
 def _username(value: object) -> str | None:
@@ -62,14 +88,19 @@ def _roles(value: object) -> tuple[str, ...]:
     return tuple(sorted(set(value)))
 
 
+def _new_token(vault: Vault, username: str) -> tuple[str, str]:
+    """(the sealed seed, the otpauth:// URI) of a new token for this login."""
+    return security.new_token(vault, purpose=SEED_PURPOSE, label=f"staff-{username}")
+
+
 def add(
-    *, username: str, name: str, roles: tuple[str, ...], password: str, actor: str,
-    channel: str = "cli",
-) -> Command[StaffMember]:  # fmt: skip
-    """Give someone a console login with these roles."""
+    vault: Vault, *, username: str, name: str, roles: tuple[str, ...], password: str,
+    actor: str, channel: str = "cli",
+) -> Command[Enrolled]:  # fmt: skip
+    """Give someone a console login with these roles, and the token they log in with."""
     new = security.NewSecret("login_password", password)
 
-    def run(tx: Tx) -> StaffMember:
+    def run(tx: Tx) -> Enrolled:
         canonical = _username(username)
         if canonical is None:
             raise EbankError(
@@ -83,6 +114,7 @@ def add(
         secret = new.hashed()
         if tx.conn.execute(select(staff.c.id).where(staff.c.username == canonical)).first():
             raise EbankError("STAFF_EXISTS", username=canonical)
+        sealed, uri = _new_token(vault, canonical)
         row = {
             "username": canonical,
             "name": name.strip(),
@@ -94,13 +126,18 @@ def add(
             "permanently_locked": False,
             "updated_at": tx.now,
             "created_at": tx.now,
+            "token_seed": sealed,
+            "last_step": None,
+            "challenge_hash": None,
+            "challenge_expires_at": None,
+            "disabled_at": None,
         }
         staff_id = tx.conn.execute(staff.insert().values(row)).inserted_primary_key[0]
         audit.record(
             tx, actor=actor, action="staff.add", subject=f"staff:{staff_id}", channel=channel,
             detail={"username": canonical, "roles": list(held)},
         )  # fmt: skip
-        return _view({**row, "id": staff_id})
+        return Enrolled(_view({**row, "id": staff_id}), uri)
 
     return Command(run, prepare=new.prepare)
 
@@ -108,7 +145,9 @@ def add(
 def _view(row: Any) -> StaffMember:
     return StaffMember(
         row["id"], row["username"], row["name"], tuple(row["roles"].split(",")),
-        as_utc(row["created_at"]),
+        as_utc(row["created_at"]), row["token_seed"] is not None,
+        row["disabled_at"] is not None, row["locked_until"] and as_utc(row["locked_until"]),
+        row["permanently_locked"],
     )  # fmt: skip
 
 
@@ -125,16 +164,40 @@ def find(conn: Connection, username: str) -> StaffMember | None:
     return None if row is None else _view(row)
 
 
+def everyone(conn: Connection) -> list[StaffMember]:
+    """Every staff login, in the order they were made (for admins)."""
+    return [_view(row) for row in conn.execute(select(staff).order_by(staff.c.id)).mappings()]
+
+
+# -- logging in ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class StaffChallenge:
+    token: str  # handed to the caller once; only its hash is kept
+    expires_at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class StaffLogin:
     member: StaffMember
     started: sessions.Started
 
 
-def login(*, username: str, password: str) -> Command[Checked[StaffLogin]]:
-    """Check a member of staff's password and open a console session.
+def _failed_login(tx: Tx, row: Any, **detail: str) -> None:
+    """Every failed step is in the audit chain; one naming no login is anonymous."""
+    who = "anonymous" if row is None else f"staff:{row['id']}"
+    audit.record(
+        tx, actor=who, action="staff.login", subject="" if row is None else who,
+        channel="console", outcome="failed", detail=detail,
+    )  # fmt: skip
 
-    An unknown username fails exactly like a wrong password, after hashing a decoy.
+
+def begin_login(*, username: str, password: str) -> Command[Checked[StaffChallenge]]:
+    """Step one: check the password; on success, a challenge for the token code.
+
+    An unknown username fails exactly like a wrong password, after hashing a decoy, and so
+    does a disabled login whatever the password. A right password does not yet end a run of
+    failures: only a completed login does. The challenge lives as long as a customer's login
+    challenge (`sms_code_ttl_seconds`) and replaces one this login left half done.
     """
     canonical = _username(username)
 
@@ -146,18 +209,160 @@ def login(*, username: str, password: str) -> Command[Checked[StaffLogin]]:
 
     check = security.SecretCheck(password, load, table=staff)
 
-    def run(tx: Tx) -> Checked[StaffLogin]:
-        verdict = check.record(tx)
+    def run(tx: Tx) -> Checked[StaffChallenge]:
+        verdict = check.record(tx, settle=False)
         row = check.row
+        if verdict.ok and row["disabled_at"] is not None:
+            _failed_login(tx, row, reason="disabled")
+            return Checked(Verdict(False))
         if not verdict.ok:
-            audit.record(
-                tx, actor="anonymous" if row is None else f"staff:{row['id']}",
-                action="staff.login", subject="" if row is None else f"staff:{row['id']}",
-                channel="console", outcome="failed",
-            )  # fmt: skip
+            _failed_login(tx, row, factor="password")
             return Checked(verdict)
-        assert row is not None  # a verdict without a row never passes
-        started = sessions.start(staff_id=row["id"], channel="console").fn(tx)
-        return Checked(verdict, StaffLogin(_view(row), started))
+        token = secrets.token_urlsafe(32)
+        expires = tx.now + timedelta(seconds=get_settings().sms_code_ttl_seconds)
+        tx.conn.execute(
+            staff.update()
+            .where(staff.c.id == row["id"])
+            .values(challenge_hash=sessions.digest(token), challenge_expires_at=expires)
+        )
+        return Checked(verdict, StaffChallenge(token, expires))
 
     return Command(run, prepare=check.prepare)
+
+
+def complete_login(vault: Vault, *, challenge: str, code: str) -> Command[Checked[StaffLogin]]:
+    """Step two: the token code against the challenge; on success, a console session.
+
+    The challenge is spent by the login it completes; an unknown, expired, replaced or spent
+    one is SESSION_EXPIRED (log in again). A wrong or replayed code counts on the login's
+    lockout and answers like a wrong password; a login disabled or locked meanwhile does not
+    complete.
+    """
+
+    def run(tx: Tx) -> Checked[StaffLogin]:
+        if not isinstance(challenge, str) or not 0 < len(challenge) <= 100:
+            raise EbankError("SESSION_EXPIRED")
+        query = select(staff).where(staff.c.challenge_hash == sessions.digest(challenge))
+        row = tx.conn.execute(query.with_for_update()).mappings().first()
+        if row is None or as_utc(row["challenge_expires_at"]) <= tx.now:
+            raise EbankError("SESSION_EXPIRED")
+        if row["disabled_at"] is not None:
+            _failed_login(tx, row, reason="disabled")
+            return Checked(Verdict(False))
+        sealed = row["token_seed"]
+        seed = None if sealed is None else vault.decrypt(sealed, purpose=SEED_PURPOSE)
+        verdict = security.count_token(tx, row, seed, code, table=staff)
+        if not verdict.ok:
+            _failed_login(tx, row, factor="token")
+            return Checked(verdict)
+        tx.conn.execute(
+            staff.update()
+            .where(staff.c.id == row["id"])
+            .values(challenge_hash=None, challenge_expires_at=None)
+        )
+        started = sessions.start(staff_id=row["id"], channel="console").fn(tx)
+        return Checked(verdict, StaffLogin(get(tx.conn, row["id"]), started))
+
+    return Command(run)
+
+
+# -- administration (admins, or the `ebank staff` command as "cli") ----------------------------
+def _administered(tx: Tx, staff_id: int, actor: str) -> Any:
+    """The staff row an admin acts on, locked; never the admin's own."""
+    if type(staff_id) is not int:
+        raise EbankError("STAFF_NOT_FOUND")
+    if actor == f"staff:{staff_id}":
+        raise EbankError("STAFF_OWN_LOGIN")
+    query = select(staff).where(staff.c.id == staff_id).with_for_update()
+    row = tx.conn.execute(query).mappings().first()
+    if row is None:
+        raise EbankError("STAFF_NOT_FOUND")
+    return row
+
+
+def _apply(
+    tx: Tx, row: Any, action: str, actor: str, channel: str, values: dict[str, Any],
+    **detail: Any,
+) -> StaffMember:  # fmt: skip
+    tx.conn.execute(staff.update().where(staff.c.id == row["id"]).values(values))
+    audit.record(
+        tx, actor=actor, action=f"staff.{action}", subject=f"staff:{row['id']}",
+        channel=channel, detail=detail,
+    )  # fmt: skip
+    return _view({**row, **values})
+
+
+def disable(*, staff_id: int, actor: str, channel: str = "console") -> Command[StaffMember]:
+    """Stop a login: it cannot log in, and its open console sessions end at once."""
+
+    def run(tx: Tx) -> StaffMember:
+        row = _administered(tx, staff_id, actor)
+        ended = sessions.end_all(
+            tx, staff_id=staff_id, reason="disabled", actor=actor, channel=channel
+        )
+        values = {"disabled_at": row["disabled_at"] or tx.now}
+        return _apply(tx, row, "disable", actor, channel, values, sessions_ended=ended)
+
+    return Command(run)
+
+
+def enable(*, staff_id: int, actor: str, channel: str = "console") -> Command[StaffMember]:
+    """Let a disabled login log in again (with its password and token, as before)."""
+
+    def run(tx: Tx) -> StaffMember:
+        row = _administered(tx, staff_id, actor)
+        return _apply(tx, row, "enable", actor, channel, {"disabled_at": None})
+
+    return Command(run)
+
+
+def unlock(*, staff_id: int, actor: str, channel: str = "console") -> Command[StaffMember]:
+    """Clear a login's failures and locks, temporary or permanent, once the admin knows it is
+    its owner asking."""
+
+    def run(tx: Tx) -> StaffMember:
+        row = _administered(tx, staff_id, actor)
+        until = row["locked_until"] and as_utc(row["locked_until"])
+        if row["permanently_locked"]:
+            was = "permanent"
+        else:
+            was = "temporary" if until is not None and until > tx.now else "none"
+        values = {
+            "failures": 0, "locks": 0, "locked_until": None, "permanently_locked": False,
+            "updated_at": tx.now,
+        }  # fmt: skip
+        return _apply(tx, row, "unlock", actor, channel, values, was_locked=was)
+
+    return Command(run)
+
+
+def reset_token(
+    vault: Vault, *, staff_id: int, actor: str, channel: str = "console"
+) -> Command[Enrolled]:
+    """A new token for a login (a lost phone, or a login made before tokens): the old one
+    stops working at once."""
+
+    def run(tx: Tx) -> Enrolled:
+        row = _administered(tx, staff_id, actor)
+        sealed, uri = _new_token(vault, row["username"])
+        values = {"token_seed": sealed, "last_step": None}
+        return Enrolled(_apply(tx, row, "reset_token", actor, channel, values), uri)
+
+    return Command(run)
+
+
+def set_roles(
+    *, staff_id: int, roles: tuple[str, ...], actor: str, channel: str = "console"
+) -> Command[StaffMember]:
+    """Replace a login's roles; the audit record keeps the old and the new."""
+
+    def run(tx: Tx) -> StaffMember:
+        held = _roles(roles)
+        row = _administered(tx, staff_id, actor)
+        values = {"roles": ",".join(held)}
+        return _apply(
+            tx, row, "set_roles", actor, channel, values, before=row["roles"].split(","),
+            after=list(held),
+        )  # fmt: skip
+
+    return Command(run)

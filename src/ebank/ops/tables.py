@@ -41,8 +41,9 @@ approval_decisions = Table(
     CheckConstraint("outcome IN ('approved', 'rejected')", name="outcome"),
 )
 
-# Bank staff who log in to the console. The password columns are those of a customer's
-# credential, so one piece of code counts the attempts of both.
+# Bank staff who log in to the console with a password and a token code. The password
+# columns are those of a customer's credential, so one piece of code counts the attempts of
+# both; a wrong token code counts on the same columns (one lockout per login).
 staff = Table(
     "staff",
     metadata,
@@ -52,7 +53,18 @@ staff = Table(
     Column("roles", String(100), nullable=False),  # comma-separated, sorted
     *lockout_columns(),  # the secret: the login password's argon2id hash
     Column("created_at", UTC_TIME, nullable=False),
+    # The token (TOTP) seed, sealed; None for a login made before tokens (it cannot log in).
+    Column("token_seed", Text, nullable=True),
+    Column("last_step", BigInteger, nullable=True),  # the last token time step accepted
+    # A login half done (the password passed, the token code to come): a hash of its
+    # challenge. One at a time: a newer login replaces it, and a completed one clears it.
+    Column("challenge_hash", String(64), nullable=True),
+    Column("challenge_expires_at", UTC_TIME, nullable=True),
+    Column("disabled_at", UTC_TIME, nullable=True),  # by an admin; None while enabled
 )
+# An index, not a table constraint: SQLite adds it without copying the table that sessions
+# point at.
+Index("ux_staff_challenge_hash", staff.c.challenge_hash, unique=True)
 
 # Bank parameters (limits, thresholds...) that differ from the defaults in code: a row exists
 # once staff changed one under maker-checker. The audit chain keeps each change's history.

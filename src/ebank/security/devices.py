@@ -10,6 +10,9 @@ shared phone: each has their own binding.
 A login from a device (a browser's id online, the app's id on mobile) the customer has never
 used raises a login alert by SMS (DOMAIN.md §7). Such a device is remembered as `seen`, which
 is not a binding.
+
+Sessions keep the same keyed hash of the device they were opened from (`device_hash`), so
+unbinding a device ends every session the customer opened from it, at once.
 """
 
 import re
@@ -29,6 +32,7 @@ from ebank.core.writer import Command, Tx
 from ebank.customers import service as customers
 from ebank.notify import service as notify
 from ebank.security import service as security
+from ebank.security import sessions
 from ebank.security.sessions import SESSION_CHANNELS
 from ebank.security.tables import devices
 
@@ -52,7 +56,9 @@ class Device:
     last_seen_at: datetime
 
 
-def _device_hash(vault: Vault, device: object) -> str:
+def device_hash(vault: Vault, device: object) -> str:
+    """The keyed hash a device is known by: in its binding, and in the sessions opened from
+    it. The bank never keeps the device's id itself."""
     if not isinstance(device, str) or not 0 < len(device) <= MAX_DEVICE_ID:
         raise EbankError("INVALID_INPUT", reason="a device id is 1-200 characters")
     if not device.isprintable():
@@ -104,7 +110,7 @@ def begin_binding(
     """Send the customer an SMS code to bind this device, naming it in the message."""
 
     def run(tx: Tx) -> security.CodeIssued:
-        digest, name = _device_hash(vault, device), _label(label)
+        digest, name = device_hash(vault, device), _label(label)
         customers.holder(tx.conn, customer_id)
         _check_room(tx.conn, customer_id, _row(tx.conn, customer_id, "mobile", digest))
         return security.issue_code(
@@ -128,7 +134,7 @@ def confirm_binding(
     """
 
     def run(tx: Tx) -> security.Checked[Device]:
-        digest, name = _device_hash(vault, device), _label(label)
+        digest, name = device_hash(vault, device), _label(label)
         customers.holder(tx.conn, customer_id, lock=True)  # bindings one at a time: the limit
         row = _row(tx.conn, customer_id, "mobile", digest)
         _check_room(tx.conn, customer_id, row)
@@ -183,9 +189,11 @@ def confirm_binding(
 
 
 def unbind(*, customer_id: int, device_id: int, actor: str, channel: str) -> Command[None]:
-    """Unbind one of the customer's devices (by the customer, or staff for them).
+    """Unbind one of the customer's devices (by the customer, or staff for them), and end at
+    once every session the customer opened from it: a lost phone is signed out too.
 
-    Someone else's device is answered like an unknown one; unbinding twice is harmless.
+    Someone else's device is answered like an unknown one, and their sessions, even from a
+    phone both bound, stay; unbinding twice is harmless.
     """
 
     def run(tx: Tx) -> None:
@@ -202,13 +210,17 @@ def unbind(*, customer_id: int, device_id: int, actor: str, channel: str) -> Com
             .where(devices.c.id == device_id)
             .values(status="unbound", unbound_at=tx.now)
         )
+        ended = sessions.end_all(
+            tx, customer_id=customer_id, device_hash=row["device_hash"], reason="unbound",
+            actor=actor, channel=channel,
+        )  # fmt: skip
         audit.record(
             tx,
             actor=actor,
             action="device.unbind",
             subject=f"device:{device_id}",
             channel=channel,
-            detail={"customer": customer_id, "label": row["label"]},
+            detail={"customer": customer_id, "label": row["label"], "sessions_ended": ended},
         )
 
     return Command(run)
@@ -257,7 +269,7 @@ def note_login(tx: Tx, vault: Vault, *, customer_id: int, channel: str, device: 
         raise EbankError("INVALID_INPUT", reason=f"logins with devices are {SESSION_CHANNELS}")
     if type(customer_id) is not int:
         raise EbankError("INVALID_INPUT", reason="a customer id is an integer")
-    digest = _device_hash(vault, device)
+    digest = device_hash(vault, device)
     row = _row(tx.conn, customer_id, channel, digest)
     if row is not None:
         tx.conn.execute(

@@ -210,7 +210,10 @@ def complete(
             .where(login_challenges.c.id == row["id"])
             .values(used_at=tx.now)
         )
-        started = sessions.start(customer_id=customer_id, channel=channel, device=device).fn(tx)
+        seen_from = devices.device_hash(vault, device) if device else ""
+        started = sessions.start(
+            customer_id=customer_id, channel=channel, device_hash=seen_from
+        ).fn(tx)
         if device:
             devices.note_login(tx, vault, customer_id=customer_id, channel=channel, device=device)
         return Checked(verdict, started)

@@ -91,6 +91,16 @@ class Checked(Generic[T]):
         assert self.result is not None
         return self.result
 
+    def replay_value(self) -> dict[str, Any] | None:
+        """What the writer keeps for a repeat under the same idempotency key: the result of a
+        passed check (which must then be JSON-native), nothing for a failed one."""
+        return {"result": self.result} if self.verdict.ok else None
+
+    @staticmethod
+    def replayed(result: Any) -> "Checked[Any]":
+        """Rebuild a kept answer (`Idempotency.result_type`)."""
+        return Checked(Verdict(True), result)
+
 
 def audited(tx: Tx, customer_id: int | None, what: str, channel: str, verdict: Verdict) -> Verdict:
     """Every failed check is in the audit chain, whatever made it fail; a check that named
@@ -358,6 +368,36 @@ def check_secret(
 
 
 # -- the token (TOTP, RFC 6238) ------------------------------------------------------------------
+def new_token(vault: Vault, *, purpose: str, label: str) -> tuple[str, str]:
+    """A fresh token seed: (the seed sealed for `purpose`, the otpauth:// URI for the
+    authenticator app's QR code). Customers' and staff's tokens are made alike."""
+    secret = pyotp.random_base32()
+    uri = pyotp.TOTP(secret).provisioning_uri(name=label, issuer_name=ISSUER)
+    return vault.encrypt(secret, purpose=purpose), uri
+
+
+def count_token(
+    tx: Tx, row: Any, seed: str | None, code: str, *, table: Table = credentials
+) -> Verdict:
+    """Check a token code against `seed` and count the attempt on `row`'s lockout.
+
+    The one token check, for customers' tokens and staff's: the current 30-second step or one
+    either side, each step once. `row` has the counting columns of `table` and `last_step`,
+    the step last accepted: a code already used (or an older one) is a replay, refused and
+    counted. Without a seed every code fails, and counts.
+    """
+    matched = None
+    well_formed = isinstance(code, str) and len(code) == 6 and code.isascii() and code.isdigit()
+    if seed is not None and well_formed:
+        totp = pyotp.TOTP(seed)
+        now_step = int(tx.now.timestamp()) // totp.interval
+        for step in (now_step - 1, now_step, now_step + 1):
+            if hmac.compare_digest(totp.generate_otp(step), code):
+                matched = step
+    fresh = matched is not None and (row["last_step"] is None or matched > row["last_step"])
+    return _attempt(tx, row, fresh, table=table, **({"last_step": matched} if fresh else {}))
+
+
 def enroll_token(
     vault: Vault, *, customer_id: int, label: str, actor: str, channel: str = "counter"
 ) -> Command[str]:
@@ -368,8 +408,8 @@ def enroll_token(
 
     def run(tx: Tx) -> str:
         customers.holder(tx.conn, customer_id)
-        secret = pyotp.random_base32()
-        _store(tx, customer_id, "token", vault.encrypt(secret, purpose=SEED_PURPOSE))
+        sealed, uri = new_token(vault, purpose=SEED_PURPOSE, label=label)
+        _store(tx, customer_id, "token", sealed)
         audit.record(
             tx,
             actor=actor,
@@ -377,7 +417,7 @@ def enroll_token(
             subject=f"customer:{customer_id}",
             channel=channel,
         )
-        return pyotp.TOTP(secret).provisioning_uri(name=label, issuer_name=ISSUER)
+        return uri
 
     return Command(run)
 
@@ -385,23 +425,14 @@ def enroll_token(
 def check_token(
     vault: Vault, *, customer_id: int, code: str, channel: str = "online"
 ) -> Command[Verdict]:
-    """Check a token code: the current 30-second step or one either side, each step once."""
+    """Check a customer's token code (`count_token`), counted on the token's lockout."""
 
     def run(tx: Tx) -> Verdict:
         row = _credential(tx.conn, customer_id, "token")
         if row is None:
             return audited(tx, customer_id, "token", channel, Verdict(False))
-        totp = pyotp.TOTP(vault.decrypt(row["secret"], purpose=SEED_PURPOSE))
-        now_step = int(tx.now.timestamp()) // totp.interval
-        matched = None
-        if isinstance(code, str) and len(code) == 6 and code.isascii() and code.isdigit():
-            for step in (now_step - 1, now_step, now_step + 1):
-                if hmac.compare_digest(totp.generate_otp(step), code):
-                    matched = step
-        # A code already used (or an older one) is a replay: refused, and counted.
-        fresh = matched is not None and (row["last_step"] is None or matched > row["last_step"])
-        verdict = _attempt(tx, row, fresh, **({"last_step": matched} if fresh else {}))
-        return audited(tx, customer_id, "token", channel, verdict)
+        seed = vault.decrypt(row["secret"], purpose=SEED_PURPOSE)
+        return audited(tx, customer_id, "token", channel, count_token(tx, row, seed, code))
 
     return Command(run)
 

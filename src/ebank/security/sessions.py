@@ -3,10 +3,14 @@
 
 One mechanism for everyone who logs in: customers (online and mobile banking) and staff (the
 console). A session starts only after the caller has checked its holder's factors; it records
-the channel and a hash of the device. Holders see and end their own sessions, and only theirs.
+the channel and the device's keyed hash (`devices.device_hash`), the very hash a device's
+binding keeps, so that unbinding a device ends the sessions opened from it. Holders see and
+end their own sessions, and only theirs; `end_all` ends a holder's sessions at once (a staff
+login disabled, a device unbound).
 """
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,10 +29,12 @@ from ebank.security.tables import sessions
 
 SESSION_CHANNELS = ("online", "mobile")  # a customer's
 STAFF_CHANNELS = ("console",)
+_DEVICE_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 def digest(token: str) -> str:
-    """SHA-256 of a token or device id, as sessions and login challenges keep them."""
+    """SHA-256 of a token (a session's, a login challenge's) or of the device id a customer's
+    login challenge keeps."""
     # The token is 256 random bits, so a plain hash is enough: nothing to guess.
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -60,18 +66,22 @@ def _one_holder(customer_id: int | None, staff_id: int | None) -> None:
 
 
 def start(
-    *, customer_id: int | None = None, staff_id: int | None = None, channel: str, device: str = ""
-) -> Command[Started]:
+    *, customer_id: int | None = None, staff_id: int | None = None, channel: str,
+    device_hash: str = "",
+) -> Command[Started]:  # fmt: skip
     """Open a session for a customer (online, mobile) or a member of staff (console) whose
-    factors the caller has just checked."""
+    factors the caller has just checked; `device_hash` is `devices.device_hash` of the device
+    it is opened from, if it named one."""
 
     def run(tx: Tx) -> Started:
         _one_holder(customer_id, staff_id)
         allowed = SESSION_CHANNELS if staff_id is None else STAFF_CHANNELS
         if channel not in allowed:
             raise EbankError("INVALID_INPUT", reason=f"these sessions are for {allowed}")
-        if not isinstance(device, str) or len(device) > 200:
-            raise EbankError("INVALID_INPUT", reason="a device id is at most 200 characters")
+        if not isinstance(device_hash, str) or not (
+            device_hash == "" or _DEVICE_HASH.fullmatch(device_hash)
+        ):
+            raise EbankError("INVALID_INPUT", reason="a device is named by its keyed hash")
         if staff_id is None:
             customers.holder(tx.conn, customer_id)
         elif (
@@ -85,7 +95,7 @@ def start(
             "customer_id": customer_id,
             "staff_id": staff_id,
             "channel": channel,
-            "device": digest(device) if device else "",
+            "device": device_hash,
             "started_at": tx.now,
             "last_seen_at": tx.now,
         }
@@ -161,20 +171,43 @@ def end(
         if row is None or (row["customer_id"], row["staff_id"]) != (customer_id, staff_id):
             raise EbankError("SESSION_NOT_FOUND")  # someone else's is as unknown as none
         if row["ended_at"] is None:
-            tx.conn.execute(
-                sessions.update()
-                .where(sessions.c.id == session_id)
-                .values(ended_at=tx.now, end_reason=reason)
-            )
-            audit.record(
-                tx,
-                actor=_view(row).holder,
-                action=f"session.end.{reason}",
-                subject=f"session:{session_id}",
-                channel=row["channel"],
-            )
+            _close(tx, row, reason=reason, actor=_view(row).holder, channel=row["channel"])
 
     return Command(run)
+
+
+def end_all(
+    tx: Tx, *, reason: str, actor: str, channel: str, customer_id: int | None = None,
+    staff_id: int | None = None, device_hash: str | None = None,
+) -> int:  # fmt: skip
+    """End at once, in the caller's transaction, every live session of one holder, or only
+    those opened from one device (its keyed hash); how many. Each end is audited."""
+    _one_holder(customer_id, staff_id)
+    if staff_id is None:
+        query = select(sessions).where(sessions.c.customer_id == customer_id)
+    else:
+        query = select(sessions).where(sessions.c.staff_id == staff_id)
+    if device_hash is not None:
+        if not device_hash:
+            raise EbankError("INVALID_INPUT", reason="a device is named by its keyed hash")
+        query = query.where(sessions.c.device == device_hash)
+    rows = tx.conn.execute(query.where(sessions.c.ended_at.is_(None)).with_for_update())
+    live = [row for row in rows.mappings() if _ending(row, tx.now) is None]
+    for row in live:
+        _close(tx, row, reason=reason, actor=actor, channel=channel)
+    return len(live)
+
+
+def _close(tx: Tx, row: Any, *, reason: str, actor: str, channel: str) -> None:
+    tx.conn.execute(
+        sessions.update()
+        .where(sessions.c.id == row["id"])
+        .values(ended_at=tx.now, end_reason=reason)
+    )
+    audit.record(
+        tx, actor=actor, action=f"session.end.{reason}", subject=f"session:{row['id']}",
+        channel=channel,
+    )  # fmt: skip
 
 
 def live_sessions(conn: Connection, customer_id: int, *, now: datetime) -> list[Session]:

@@ -30,7 +30,7 @@ customer_bearer = HTTPBearer(
 )  # fmt: skip
 staff_bearer = HTTPBearer(
     scheme_name="staff", auto_error=False,
-    description="A staff session token from POST /api/v1/staff/auth/login",
+    description="A staff session token from POST /api/v1/staff/auth/login/verify",
 )  # fmt: skip
 
 

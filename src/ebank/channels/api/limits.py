@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 from ebank.channels.api.auth import CustomerPrincipal, StaffPrincipal, current_customer, staff_role
 from ebank.channels.api.common import ObjectId, read, vault_of, write
 from ebank.channels.api.errors import pick_language
-from ebank.channels.api.schemas import ERRORS, ErrorOut, In, text
+from ebank.channels.api.schemas import ERRORS, Amount, ErrorOut, In, text
 from ebank.core.clock import business_date
 from ebank.core.money import format_minor, parse_minor
 from ebank.enrolment import service as enrolment
@@ -32,7 +32,6 @@ Me = Annotated[CustomerPrincipal, Depends(current_customer)]
 Counter = Annotated[StaffPrincipal, Depends(staff_role(*staff.COUNTER))]
 Lookup = Annotated[StaffPrincipal, Depends(staff_role(*staff.LOOKUP))]
 Channel = Annotated[Literal["online", "mobile", "phone", "sms"], Path()]
-Amount = Annotated[str, text(24, 'An amount in CNY with its exact digits, e.g. "5000.00"')]
 
 
 def _cny(fen: int) -> str:

@@ -35,6 +35,9 @@ def text(limit: int, description: str = "") -> Any:
     return Field(max_length=limit, description=description)
 
 
+Amount = Annotated[str, text(24, 'An amount in CNY with its exact digits, e.g. "5000.00"')]
+
+
 # -- errors -----------------------------------------------------------------------------------
 class ErrorOut(BaseModel):
     code: str = Field(description="Stable error code (see core/errors.py)")

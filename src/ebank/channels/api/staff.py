@@ -1,15 +1,18 @@
-"""The staff console's API: logging in, counter business and maker-checker.
+"""The staff console's API: logging in (password, then token code), counter business,
+maker-checker, and the admins' care of staff logins.
 
 Roles (`ops.staff`): tellers and supervisors do counter business; they and risk officers
-propose sensitive actions; supervisors and risk officers decide them, never their own. Every
-action is recorded in the audit chain as `staff:<id>`. Creates take an `Idempotency-Key`.
+propose sensitive actions; supervisors and risk officers decide them, never their own; admins
+look after staff logins, never their own. Every action is recorded in the audit chain as
+`staff:<id>`. Creates take an `Idempotency-Key`.
 """
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from ebank.accounts import service as accounts
@@ -28,6 +31,7 @@ from ebank.channels.api.schemas import (
     CustomersOut,
     DecisionIn,
     EnterpriseIn,
+    In,
     IndividualIn,
     IssueCardIn,
     IssuedCardOut,
@@ -40,6 +44,7 @@ from ebank.channels.api.schemas import (
     StaffTokenOut,
     TokenEnrolledOut,
     handed_over,
+    text,
 )
 from ebank.core.clock import business_date
 from ebank.core.money import parse_minor
@@ -57,6 +62,7 @@ Counter = Annotated[StaffPrincipal, Depends(staff_role(*staff.COUNTER))]
 Lookup = Annotated[StaffPrincipal, Depends(staff_role(*staff.LOOKUP))]
 Maker = Annotated[StaffPrincipal, Depends(staff_role(*staff.MAKERS))]
 Checker = Annotated[StaffPrincipal, Depends(staff_role(*staff.CHECKERS))]
+Admin = Annotated[StaffPrincipal, Depends(staff_role(*staff.ADMINS))]
 SecretKind = Annotated[Literal["login_password", "transaction_pin"], Path()]
 
 
@@ -78,12 +84,66 @@ def _decided(command: Command[Any], request_id: int) -> Command[Approval]:
     return Command(run)
 
 
+# -- bodies of these endpoints alone ------------------------------------------------------------
+class StaffChallengeOut(BaseModel):
+    challenge: str = Field(description="Pass to /staff/auth/login/verify with a token code")
+    expires_at: datetime
+
+
+class StaffVerifyIn(In):
+    challenge: Annotated[str, text(100)]
+    code: Annotated[str, text(16, "The 6-digit code of the console token (authenticator app)")]
+
+
+class StaffLoginOut(StaffOut):
+    """A staff login as an admin sees it."""
+
+    has_token: bool = Field(description="False for a login made before tokens: reset it")
+    disabled: bool
+    locked_until: datetime | None = Field(description="Locked until then (temporary lock)")
+    permanently_locked: bool
+
+    @classmethod
+    def of_login(cls, member: staff.StaffMember, now: datetime) -> "StaffLoginOut":
+        locked = member.locked_until if member.locked_until and member.locked_until > now else None
+        return cls(
+            **StaffOut.of(member).model_dump(), has_token=member.has_token,
+            disabled=member.disabled, locked_until=locked,
+            permanently_locked=member.permanently_locked,
+        )  # fmt: skip
+
+
+class StaffLoginsOut(BaseModel):
+    staff: list[StaffLoginOut]
+
+
+class StaffTokenResetOut(TokenEnrolledOut):
+    staff: StaffLoginOut
+
+
+class RolesIn(In):
+    roles: Annotated[list[Literal[staff.ROLES]], Field(min_length=1, max_length=4)]
+
+
 # -- logging in ---------------------------------------------------------------------------------
-@router.post("/auth/login", tags=["staff: login"], summary="Log in to the console")
-async def staff_login(request: Request, body: StaffLoginIn) -> StaffTokenOut:
-    """Username and password; failures lock the login as they lock a customer's."""
-    checked = await write(request, staff.login(username=body.username, password=body.password))
-    done = checked.value()
+@router.post("/auth/login", tags=["staff: login"], summary="Step 1: password")
+async def staff_login(request: Request, body: StaffLoginIn) -> StaffChallengeOut:
+    """Username and password; on success, a challenge for step 2. Failures lock the login as
+    they lock a customer's; an unknown username or a disabled login answers like a wrong
+    password."""
+    checked = await write(
+        request, staff.begin_login(username=body.username, password=body.password)
+    )
+    challenge = checked.value()
+    return StaffChallengeOut(challenge=challenge.token, expires_at=challenge.expires_at)
+
+
+@router.post("/auth/login/verify", tags=["staff: login"], summary="Step 2: token code")
+async def staff_login_verify(request: Request, body: StaffVerifyIn) -> StaffTokenOut:
+    """The code of the console token against the challenge; the answer carries the session
+    token. A wrong code counts on the same lockout as the password and answers alike."""
+    command = staff.complete_login(vault_of(request), challenge=body.challenge, code=body.code)
+    done = (await write(request, command)).value()
     return StaffTokenOut(**handed_over(done.started), staff=StaffOut.of(done.member))
 
 
@@ -266,3 +326,60 @@ async def reject(
     """Turn the request down (a note is required); nothing is done."""
     command = approvals.reject(request_id, checker=me.actor, note=body.note)
     return ApprovalOut.of(await write(request, _decided(command, request_id)))
+
+
+# -- staff administration -----------------------------------------------------------------------
+@router.get("/admin/staff", tags=["staff: admin"], summary="Every staff login")
+async def staff_logins(request: Request, me: Admin) -> StaffLoginsOut:
+    now = request.app.state.clock.now()
+    everyone = await read(request, staff.everyone)
+    return StaffLoginsOut(staff=[StaffLoginOut.of_login(m, now) for m in everyone])
+
+
+async def _administer(request: Request, command: Command[staff.StaffMember]) -> StaffLoginOut:
+    member = await write(request, command)
+    return StaffLoginOut.of_login(member, request.app.state.clock.now())
+
+
+@router.post("/admin/staff/{staff_id}/disable", tags=["staff: admin"], summary="Disable a login")
+async def disable_staff(request: Request, me: Admin, staff_id: ObjectId) -> StaffLoginOut:
+    """It can no longer log in, and its open sessions end at once. Never one's own."""
+    return await _administer(request, staff.disable(staff_id=staff_id, actor=me.actor))
+
+
+@router.post("/admin/staff/{staff_id}/enable", tags=["staff: admin"], summary="Enable a login")
+async def enable_staff(request: Request, me: Admin, staff_id: ObjectId) -> StaffLoginOut:
+    return await _administer(request, staff.enable(staff_id=staff_id, actor=me.actor))
+
+
+@router.post("/admin/staff/{staff_id}/unlock", tags=["staff: admin"], summary="Unlock a login")
+async def unlock_staff(request: Request, me: Admin, staff_id: ObjectId) -> StaffLoginOut:
+    """Clear its failures and locks, temporary or permanent."""
+    return await _administer(request, staff.unlock(staff_id=staff_id, actor=me.actor))
+
+
+@router.put("/admin/staff/{staff_id}/roles", tags=["staff: admin"], summary="Change roles")
+async def set_staff_roles(
+    request: Request, me: Admin, staff_id: ObjectId, body: RolesIn
+) -> StaffLoginOut:
+    """Replace the login's roles; the audit record keeps the old and the new."""
+    command = staff.set_roles(staff_id=staff_id, roles=tuple(body.roles), actor=me.actor)
+    return await _administer(request, command)
+
+
+@router.post("/admin/staff/{staff_id}/token", tags=["staff: admin"], status_code=201)
+async def reset_staff_token(
+    request: Request, me: Admin, staff_id: ObjectId, key: IdempotencyKey
+) -> StaffTokenResetOut:
+    """A new console token (a lost phone): the answer's URI is for the authenticator app and
+    shown once (a replay under the same key shows it again); the old token stops at once."""
+    command = staff.reset_token(vault_of(request), staff_id=staff_id, actor=me.actor)
+    now = request.app.state.clock.now()
+
+    def make(tx: Tx) -> StaffTokenResetOut:
+        done = command.fn(tx)
+        return StaffTokenResetOut(
+            otpauth_uri=done.otpauth_uri, staff=StaffLoginOut.of_login(done.member, now)
+        )
+
+    return await _create(request, me, key, None, make)

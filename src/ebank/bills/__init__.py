@@ -1,0 +1,1 @@
+"""Bill payment (代缴费): billers, bill inquiry, payment, and telling the biller."""

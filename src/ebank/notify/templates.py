@@ -1,0 +1,166 @@
+"""The words of customer notices, in zh-CN and English, as data: a wording change is one line.
+
+`render(kind, locale, **fields)` fills a notice with fields already written for that locale
+(`yuan`, `moment`, `day`, `phrase` write them). A kind, locale or field that the template
+does not know, or a field it needs and did not get, is a programming error and raises.
+
+Length: an SMS in Chinese is UCS-2, 70 characters a segment; one in plain ASCII is GSM-7, 160.
+Every Chinese notice below fits one segment for typical values (an amount below ¥100 million,
+a payee name of up to 4 characters shown masked, a catalogue reason of up to 20 characters).
+Where it cannot: a memo is cut to fit (`fit`); a long failure reason (LIMIT_EXCEEDED with its
+amounts, say) takes two segments rather than being cut, since the reason is what the customer
+needs. English notices are written in ASCII ("CNY", not "¥") to stay GSM-7 and fit 160.
+"""
+
+from datetime import datetime
+from string import Formatter
+
+from ebank.core.clock import BUSINESS_TZ
+from ebank.core.money import format_minor
+
+LOCALES = ("zh-CN", "en")
+BRAND = "ebank"
+
+# kind -> (zh-CN, en). str.format fields.
+TEMPLATES: dict[str, tuple[str, str]] = {
+    "account.movement": (
+        "您尾号{last4}的账户{time}{direction}人民币{amount}，余额{balance}。{memo}【ebank】",
+        "[ebank] Account ending {last4}: {direction} CNY {amount} at {time}, "
+        "balance CNY {balance}. {memo}",
+    ),
+    "payment.result": (
+        "您向{payee}的付款¥{amount}{outcome}。【ebank】",
+        "[ebank] Your payment of CNY {amount} to {payee} {outcome}.",
+    ),
+    "scheduled.failed": (
+        "您预约{date}向{payee}转账¥{amount}失败：{reason}。请重新办理。【ebank】",
+        "[ebank] Your scheduled transfer of CNY {amount} to {payee} on {date} failed: "
+        "{reason}. Please make it again if it is still needed.",
+    ),
+    "payment.returned": (
+        "您{date}向{payee}的跨行转账¥{amount}被收款行退回（{reason}），已退回您尾号{last4}的账户。"
+        "【ebank】",
+        "[ebank] Your transfer of CNY {amount} to {payee} on {date} was returned ({reason}) "
+        "and refunded to your account ending {last4}.",
+    ),
+}
+
+# The subject of a notice sent by e-mail: both languages, since an e-mail carries both.
+SUBJECTS: dict[str, tuple[str, str]] = {
+    "account.movement": ("账户变动通知", "Account movement"),
+    "payment.result": ("付款结果通知", "Payment result"),
+    "scheduled.failed": ("预约转账失败通知", "Scheduled transfer failed"),
+    "payment.returned": ("跨行转账退回通知", "Inter-bank transfer returned"),
+}
+
+# Pieces notices are built from: name -> (zh-CN, en), str.format fields.
+PHRASES: dict[str, tuple[str, str]] = {
+    "in": ("转入", "income"),
+    "out": ("转出", "expense"),
+    "succeeded": ("已成功", "succeeded"),
+    "failed": ("未成功：{reason}", "failed: {reason}"),
+    "payee": ("{name}(尾号{last4})", "{name} (a/c ending {last4})"),
+    "email.footer": (
+        "此邮件由{brand}系统自动发送，请勿直接回复。如有疑问，请登录网上银行或致电客服。",
+        "This message was sent automatically by {brand}; please do not reply to it. For any "
+        "question, log in to online banking or call us.",
+    ),
+}
+
+# Why the payee's bank returned a transfer (ISO 20022 return reason codes we receive).
+RETURN_REASONS: dict[str, tuple[str, str]] = {
+    "AC01": ("账号有误", "incorrect account number"),
+    "AC04": ("账户已销户", "account closed"),
+    "AC06": ("账户已冻结", "account blocked"),
+    "BE01": ("户名与账号不符", "name mismatch"),
+    "AM04": ("资金不足", "insufficient funds"),
+    "MS03": ("未说明原因", "no reason given"),
+}
+UNKNOWN_RETURN = ("原因代码{code}", "reason code {code}")
+
+MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _pick(pair: tuple[str, str], locale: str) -> str:
+    if locale not in LOCALES:
+        raise ValueError(f"unknown locale {locale!r}; one of {LOCALES}")
+    return pair[LOCALES.index(locale)]
+
+
+def _fill(template: str, fields: dict[str, str]) -> str:
+    """`template` filled with exactly the fields it names: none missing, none unknown."""
+    names = {name for _, name, _, _ in Formatter().parse(template) if name is not None}
+    if missing := names - fields.keys():
+        raise KeyError(f"missing fields {sorted(missing)}")
+    if unknown := fields.keys() - names:
+        raise ValueError(f"fields the template does not use: {sorted(unknown)}")
+    return template.format(**fields)
+
+
+def render(kind: str, locale: str, /, **fields: str) -> str:
+    """The notice `kind` in `locale`, with `fields` (already written for that locale)."""
+    return _fill(_pick(TEMPLATES[kind], locale), fields).rstrip()
+
+
+def phrase(name: str, locale: str, /, **fields: str) -> str:
+    return _fill(_pick(PHRASES[name], locale), fields)
+
+
+def subject(kind: str) -> str:
+    """An e-mail's subject: both languages, Chinese first."""
+    zh, en = SUBJECTS[kind]
+    return f"【{BRAND}】{zh} / {en}"
+
+
+def return_reason(code: str, locale: str) -> str:
+    """What an ISO return reason code means, for the customer."""
+    known = RETURN_REASONS.get(code)
+    return _pick(known, locale) if known else _fill(_pick(UNKNOWN_RETURN, locale), {"code": code})
+
+
+def yuan(fen: int) -> str:
+    """An amount of CNY with thousands separators: "12,345.60"."""
+    sign, digits = ("-", format_minor(-fen)) if fen < 0 else ("", format_minor(fen))
+    whole, _, frac = digits.partition(".")
+    return f"{sign}{int(whole):,}.{frac}"
+
+
+def moment(at: datetime, locale: str) -> str:
+    """A time as notices write it, in the bank's zone: "11月22日14:05", "22 Nov 14:05"."""
+    local = _local(at)
+    return f"{_day(local, locale)}{'' if locale == 'zh-CN' else ' '}{local:%H:%M}"
+
+
+def day(at: datetime, locale: str) -> str:
+    """A date as notices write it, in the bank's zone: "11月22日", "22 Nov"."""
+    return _day(_local(at), locale)
+
+
+def _local(at: datetime) -> datetime:
+    if at.tzinfo is None:
+        raise ValueError("a notice's time must be timezone-aware")
+    return at.astimezone(BUSINESS_TZ)
+
+
+def _day(local: datetime, locale: str) -> str:
+    zh = f"{local.month}月{local.day}日"
+    return _pick((zh, f"{local.day} {MONTHS_EN[local.month - 1]}"), locale)
+
+
+def sms_segment(text: str) -> int:
+    """Characters one SMS segment holds for `text`: 160 in GSM-7 (taken as ASCII here), 70 in
+    UCS-2, which any Chinese character forces."""
+    return 160 if text.isascii() else 70
+
+
+def fit(kind: str, locale: str, /, *, shrink: str, **fields: str) -> str:
+    """`render`, with the field `shrink` (a free-text memo) cut short, marked by an ellipsis, as
+    far as needed to keep the notice to one SMS segment. If it is too long even without that
+    field, it is sent as it is: the rest is what the customer must read."""
+    text, value = render(kind, locale, **fields), fields[shrink]
+    mark = "…" if locale == "zh-CN" else "..."
+    keep = len(value)
+    while keep and len(text) > sms_segment(text):
+        keep = max(0, min(keep - 1, keep - (len(text) - sms_segment(text)) - len(mark)))
+        text = render(kind, locale, **fields | {shrink: value[:keep] + mark if keep else ""})
+    return text

@@ -1,0 +1,3 @@
+"""The API tests of receipts use the channels' app fixture."""
+
+from tests.channels.conftest import api, fast_hashing  # noqa: F401
