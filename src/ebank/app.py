@@ -25,6 +25,7 @@ from ebank.channels.api.common import vault_of
 from ebank.channels.api.health import Metrics
 from ebank.channels.api.middleware import RequestMiddleware
 from ebank.channels.web import pages
+from ebank.clearing import service as clearing
 from ebank.core.clock import Clock, SystemClock
 from ebank.core.crypto import Vault
 from ebank.core.db import make_engine
@@ -73,6 +74,10 @@ def create_app(
         stop_sms = start_delivery(own_writer, vault_of(app)) if settings.demo else None
         # And tells its simulated billers of the bills it paid.
         stop_bills = start_bill_delivery(own_writer, vault_of(app)) if settings.demo else None
+        # And clears its inter-bank transfers, when the demo started a clearing house.
+        stop_clearing = (
+            clearing.start(own_writer, vault_of(app), settings) if settings.demo else None
+        )
         try:
             yield
         finally:
@@ -80,6 +85,8 @@ def create_app(
                 await asyncio.to_thread(stop_sms)
             if stop_bills is not None:
                 await asyncio.to_thread(stop_bills)
+            if stop_clearing is not None:
+                await asyncio.to_thread(stop_clearing)
             if writer is None:
                 # close() waits for queued commands; keep the loop free to answer them.
                 await asyncio.to_thread(own_writer.close)

@@ -1,6 +1,7 @@
 """The `ebank` command: serve, demo, db upgrade, staff add, audit verify, bench."""
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -131,9 +132,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.no_serve:
         return 0
     host, port = args.host or settings.host, args.port or settings.port
+    house = None
+    if not settings.clearing_url:
+        # The process's settings, which the services read, learn where the house is.
+        house, settings.clearing_url = _start_clearing_house(f"http://{host}:{port}")
+    if settings.clearing_url:
+        print(f"  inter-bank transfers clear through a clearing house: {settings.clearing_url}")
+        print("    pay 6222020000000002 韩梅梅 at the simulated bank, payee_bank 999200000025")
     print(f"\nserving on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)\n")
     args.demo = True
-    return cmd_serve(args)
+    try:
+        return cmd_serve(args)
+    finally:
+        if house is not None:
+            house.terminate()
+            house.wait(10)
+
+
+def _start_clearing_house(bank_url: str) -> tuple[subprocess.Popen[str] | None, str | None]:
+    """The demo's clearing house with its simulated bank, in a process of its own on a free
+    loopback port (the process and its URL), so that inter-bank transfers run for real."""
+    house = subprocess.Popen(  # noqa: S603 (our own command, no shell)
+        [sys.executable, "-m", "ebank.cli", "clearing-house", "--port", "0",
+         "--bank-url", bank_url],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert house.stdout is not None
+    line = house.stdout.readline().strip()
+    if not line.startswith("clearing house listening on "):
+        house.terminate()
+        print("  (the clearing house did not start: inter-bank transfers are unavailable)")
+        return None, None
+    return house, line.removeprefix("clearing house listening on ")
 
 
 @contextmanager
