@@ -12,14 +12,22 @@ afterwards, and the payment's status says what it answered: `pending_biller`, th
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from ebank.bills import service as bills
 from ebank.bills.models import Bill, Biller, BillPaymentRequest, BillPaymentView
 from ebank.channels.api.auth import CustomerPrincipal, current_customer
-from ebank.channels.api.common import IdempotencyKey, ObjectId, read, vault_of, write
-from ebank.channels.api.errors import pick_language
+from ebank.channels.api.common import (
+    Before,
+    IdempotencyKey,
+    ObjectId,
+    PageSize,
+    read,
+    vault_of,
+    write,
+)
+from ebank.channels.api.errors import language_of
 from ebank.channels.api.payments import CodeSentOut, ConfirmationIn, SigningOut
 from ebank.channels.api.schemas import ERRORS, Amount, ErrorOut, In, text
 from ebank.core.errors import EbankError
@@ -142,10 +150,6 @@ class BillPaymentsOut(BaseModel):
     payments: list[BillPaymentOut]
 
 
-def _lang(request: Request) -> str:
-    return pick_language(request.headers.get("accept-language"))
-
-
 @router.get("/billers", tags=["customer: bills"], summary="The billers I can pay (no login)")
 async def list_billers(request: Request) -> BillersOut:
     found = await read(request, bills.billers)
@@ -189,7 +193,7 @@ async def _mine(request: Request, me: CustomerPrincipal, payment_id: int) -> Bil
         request,
         lambda conn: bills.bill_payment_of(conn, customer_id=me.customer_id, payment_id=payment_id),
     )
-    return BillPaymentOut.of(view, _lang(request))
+    return BillPaymentOut.of(view, language_of(request))
 
 
 @router.post("/me/bills/pay", tags=["customer: bills"], status_code=201,
@@ -211,14 +215,14 @@ async def pay(
 async def my_bill_payments(
     request: Request,
     me: Me,
-    before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Last id seen")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Before = None,
+    limit: PageSize = 50,
 ) -> BillPaymentsOut:
     views = await read(
         request,
         lambda conn: bills.bill_payments_of(conn, me.customer_id, before_id=before, limit=limit),
     )
-    return BillPaymentsOut(payments=[BillPaymentOut.of(v, _lang(request)) for v in views])
+    return BillPaymentsOut(payments=[BillPaymentOut.of(v, language_of(request)) for v in views])
 
 
 @router.get(

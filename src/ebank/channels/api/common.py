@@ -5,7 +5,7 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import FastAPI, Header, Path, Request
+from fastapi import FastAPI, Header, Path, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +27,9 @@ IdempotencyKey = Annotated[
         "the first answer, another body under the same key is a 409",
     ),
 ]  # fmt: skip
+# Cursor pages of newest-first lists: the last id seen, and how many.
+Before = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Last id seen")]
+PageSize = Annotated[int, Query(ge=1, le=200)]
 DeviceId = Annotated[
     str,
     Header(

@@ -48,13 +48,14 @@ def pick_language(accept_language: str | None) -> str:
     return best
 
 
-def _language(request: Request) -> str:
+def language_of(request: Request) -> str:
+    """The language to answer this request in ("zh" or "en")."""
     return pick_language(request.headers.get("accept-language"))
 
 
 async def ebank_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, EbankError)
-    body = jsonable_encoder(exc.to_dict(_language(request)))
+    body = jsonable_encoder(exc.to_dict(language_of(request)))
     return JSONResponse(body, status_code=exc.status)
 
 
@@ -83,7 +84,11 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResp
     )
     request_id = getattr(request.state, "request_id", None)
     details: dict[str, Any] = {} if request_id is None else {"request_id": request_id}
-    body = {"code": "INTERNAL", "message": INTERNAL_MESSAGE[_language(request)], "details": details}
+    body = {
+        "code": "INTERNAL",
+        "message": INTERNAL_MESSAGE[language_of(request)],
+        "details": details,
+    }
     return JSONResponse(body, status_code=500)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, select
 
 from ebank.channels.api.auth import CustomerPrincipal, StaffPrincipal, current_customer, staff_role
 from ebank.channels.api.common import ObjectId, read, vault_of, write
-from ebank.channels.api.errors import pick_language
+from ebank.channels.api.errors import language_of
 from ebank.channels.api.schemas import ERRORS, Amount, ErrorOut, In, text
 from ebank.core.clock import business_date
 from ebank.core.money import format_minor, parse_minor
@@ -176,7 +176,7 @@ async def assess(request: Request, me: Me, body: AssessIn) -> AssessmentOut:
     )  # fmt: skip
     now = request.app.state.clock.now()
     found = await read(request, lambda conn: limits.assess(conn, payment, now=now))
-    lang = pick_language(request.headers.get("accept-language"))
+    lang = language_of(request)
     refusal = None if found.refusal is None else ErrorOut(**found.refusal.to_dict(lang))
     return AssessmentOut(
         factors=list(found.methods), large_warning=found.large_warning, refusal=refusal

@@ -15,8 +15,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from ebank.channels.api.auth import CustomerPrincipal, StaffPrincipal, current_customer, staff_role
-from ebank.channels.api.common import IdempotencyKey, ObjectId, read, vault_of, write
-from ebank.channels.api.errors import pick_language
+from ebank.channels.api.common import (
+    Before,
+    IdempotencyKey,
+    ObjectId,
+    PageSize,
+    read,
+    vault_of,
+    write,
+)
+from ebank.channels.api.errors import language_of
 from ebank.channels.api.receipts import ReceiptOut
 from ebank.channels.api.schemas import ERRORS, Amount, ErrorOut, In, text
 from ebank.core.errors import EbankError
@@ -29,10 +37,6 @@ from ebank.security.certificates import SigningChallenge
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 Me = Annotated[CustomerPrincipal, Depends(current_customer)]
 Lookup = Annotated[StaffPrincipal, Depends(staff_role(*staff.LOOKUP))]
-
-
-def _lang(request: Request) -> str:
-    return pick_language(request.headers.get("accept-language"))
 
 
 class TransferIn(In):
@@ -194,21 +198,21 @@ async def make_transfer(
         request,
         lambda conn: payments.payment_of(conn, customer_id=me.customer_id, payment_id=payment_id),
     )
-    return PaymentOut.of(view, _lang(request))
+    return PaymentOut.of(view, language_of(request))
 
 
 @router.get("/me/payments", tags=["customer: transfers"], summary="My payments, newest first")
 async def my_payments(
     request: Request,
     me: Me,
-    before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Last id seen")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Before = None,
+    limit: PageSize = 50,
 ) -> PaymentsOut:
     views = await read(
         request,
         lambda conn: payments.payments_of(conn, me.customer_id, before_id=before, limit=limit),
     )
-    return PaymentsOut(payments=[PaymentOut.of(v, _lang(request)) for v in views])
+    return PaymentsOut(payments=[PaymentOut.of(v, language_of(request)) for v in views])
 
 
 @router.get("/me/payments/{payment_id}", tags=["customer: transfers"], summary="One payment")
@@ -217,7 +221,7 @@ async def my_payment(request: Request, me: Me, payment_id: ObjectId) -> PaymentO
         request,
         lambda conn: payments.payment_of(conn, customer_id=me.customer_id, payment_id=payment_id),
     )
-    return PaymentOut.of(view, _lang(request))
+    return PaymentOut.of(view, language_of(request))
 
 
 @router.get("/me/payments/{payment_id}/receipt", tags=["customer: transfers"],
@@ -249,4 +253,4 @@ async def exceptions(
     request: Request, me: Lookup, limit: Annotated[int, Query(ge=1, le=1000)] = 200
 ) -> PaymentsOut:
     views = await read(request, lambda conn: payments.exceptions(conn, limit=limit))
-    return PaymentsOut(payments=[PaymentOut.of(v, _lang(request)) for v in views])
+    return PaymentsOut(payments=[PaymentOut.of(v, language_of(request)) for v in views])

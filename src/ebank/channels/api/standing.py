@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from ebank.channels.api.auth import CustomerPrincipal, current_customer
 from ebank.channels.api.common import IdempotencyKey, ObjectId, read, vault_of, write
-from ebank.channels.api.errors import pick_language
+from ebank.channels.api.errors import language_of
 from ebank.channels.api.payments import CodeSentOut, ConfirmationIn, SigningOut
 from ebank.channels.api.schemas import ERRORS, MAX_ID, Amount, ErrorOut, In, text
 from ebank.core.clock import business_date
@@ -44,10 +44,6 @@ _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TIME = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
 Day = Annotated[str, text(10, 'A business day in Shanghai, "2026-11-30"')]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-
-
-def _lang(request: Request) -> str:
-    return pick_language(request.headers.get("accept-language"))
 
 
 def _today(request: Request) -> date:
@@ -276,7 +272,7 @@ async def _order(request: Request, me: CustomerPrincipal, order_id: int) -> Orde
         request,
         lambda conn: orders.order_of(conn, customer_id=me.customer_id, order_id=order_id),
     )
-    return OrderOut.of(view, _lang(request))
+    return OrderOut.of(view, language_of(request))
 
 
 @router.post("/me/standing-orders", tags=[ORDERS], status_code=201,
@@ -297,7 +293,7 @@ async def create_order(
             summary="My standing orders, with their next run and last result")  # fmt: skip
 async def my_orders(request: Request, me: Me) -> OrdersOut:
     views = await read(request, lambda conn: orders.orders_of(conn, me.customer_id))
-    return OrdersOut(orders=[OrderOut.of(v, _lang(request)) for v in views])
+    return OrdersOut(orders=[OrderOut.of(v, language_of(request)) for v in views])
 
 
 @router.get("/me/standing-orders/{order_id}", tags=[ORDERS], summary="One of my orders")
