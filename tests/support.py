@@ -32,6 +32,7 @@ from ebank.security import service as security
 WAIT = 30  # seconds: far beyond any test's need, short enough to fail a hang
 VAULT = Vault(bytes(range(32)))  # a fixed data key: tests never touch a real one
 STAFF = "staff:7"
+SMS_CODE = re.compile(r"验证码 (\d{6})")  # how every one-time code is worded in its SMS
 
 
 def person_id(sequence: int, *, region_and_birth: str = "11010519491231") -> str:
@@ -164,7 +165,7 @@ def last_sms(engine: Engine) -> str:
 
 def last_code(engine: Engine) -> str:
     """The one-time code in the latest SMS."""
-    [code] = re.findall(r"验证码 (\d{6})", last_sms(engine))
+    [code] = SMS_CODE.findall(last_sms(engine))
     return code
 
 

@@ -3,7 +3,6 @@ HTTP, SMS codes read from the outbox as the customer's phone would show them, st
 codes made from the seed the bank keeps sealed, as their authenticator app would."""
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -26,7 +25,7 @@ from ebank.ops import staff
 from ebank.ops.tables import staff as staff_table
 from ebank.security import devices
 from ebank.security.service import enroll_token, set_secret
-from tests.support import STAFF, VAULT, person_id
+from tests.support import SMS_CODE, STAFF, VAULT, person_id
 
 PASSWORD = "good2026pass"
 WRONG = "bad2026guess"
@@ -133,7 +132,7 @@ def sms_texts(engine: Engine, customer_id: int, kind: str | None = None) -> list
 def sms_codes(engine: Engine, customer_id: int) -> list[str]:
     """The codes in the SMS messages sent to the customer, oldest first."""
     texts = sms_texts(engine, customer_id, "code")
-    return [re.findall(r"(?<!\d)\d{6}(?!\d)", text)[0] for text in texts]
+    return [SMS_CODE.findall(text)[0] for text in texts]
 
 
 def begin(

@@ -19,7 +19,6 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -73,17 +72,11 @@ _NUMBER = re.compile(r"[0-9]{6,20}")
 _MOBILE = re.compile(r"1[3-9][0-9]{9}")
 _BILL_ID = re.compile(r"[0-9A-Za-z]{1,40}")
 NAME_MAX = 100
-# After an unknown outcome, ask the biller again after each of these; then every hour until
-# it answers: an unknown outcome is resolved by asking, never guessed.
-RETRY = (
-    timedelta(seconds=15),
-    timedelta(minutes=1),
-    timedelta(minutes=5),
-    timedelta(minutes=30),
-    timedelta(hours=1),
-)
-# How long a worker may take to hear from the biller before another asks again.
-LEASE = timedelta(minutes=5)
+# After an unknown outcome, ask the biller again on the delivery schedule notices use
+# (delivery.BACKOFF), then every hour until it answers: an unknown outcome is resolved by
+# asking, never guessed. A worker holds a payment for `delivery.LEASE` while it asks.
+RETRY = delivery.BACKOFF
+LEASE = delivery.LEASE
 ROUND = delivery.ROUND
 POLL_SECONDS = 0.5
 ACTOR = "system:bills"

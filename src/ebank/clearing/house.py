@@ -71,6 +71,10 @@ BANK_INBOUND_PATH = "/api/v1/clearing/messages"  # where a participant takes our
 PENDING_STATUS = "ACSP"
 
 
+def _not_authenticated() -> Response:
+    return PlainTextResponse("not authenticated", status_code=401)
+
+
 @dataclass(slots=True)
 class SimAccount:
     number: str
@@ -197,12 +201,19 @@ class House:
         return Header(self._id("M"), self._clock.now(), SIM_BANK, receiver)
 
     # -- messages from participants ----------------------------------------------------------
-    async def _messages(self, request: Request) -> Response:
+    async def _signed_body(self, request: Request) -> bytes | None:
+        """The request's body if it is signed with the shared secret, else None."""
         body = await request.body()
         try:
             verify(self._secret, body, request.headers, now=self._clock.now())
         except EbankError:
-            return PlainTextResponse("not authenticated", status_code=401)
+            return None
+        return body
+
+    async def _messages(self, request: Request) -> Response:
+        body = await self._signed_body(request)
+        if body is None:
+            return _not_authenticated()
         try:
             message = parse(body)
             if message.header.sender != self.bank_code:
@@ -300,11 +311,9 @@ class House:
         """A /control endpoint: signed like a message, JSON in and out."""
 
         async def endpoint(request: Request) -> Response:
-            body = await request.body()
-            try:
-                verify(self._secret, body, request.headers, now=self._clock.now())
-            except EbankError:
-                return PlainTextResponse("not authenticated", status_code=401)
+            body = await self._signed_body(request)
+            if body is None:
+                return _not_authenticated()
             try:
                 data = json.loads(body) if body else {}
                 if not isinstance(data, dict) or len(body) > MAX_BYTES:

@@ -77,10 +77,16 @@ def format_minor(minor: int, currency: str = "CNY") -> str:
 SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "HKD": "HK$", "JPY": "JP¥", "GBP": "£"}
 
 
-def display_amount(minor: int, currency: str = "CNY") -> str:
-    """An amount as people read it, with its symbol and thousands separators ("¥1,234.50")."""
+def format_grouped(minor: int, currency: str = "CNY") -> str:
+    """The exact amount with thousands separators, as notices and pages print it
+    ("-12,345.60")."""
     exp = digits(currency)
     sign = "-" if minor < 0 else ""
     whole, frac = divmod(abs(minor), 10**exp)
+    return f"{sign}{whole:,}.{frac:0{exp}d}" if exp else f"{sign}{whole:,}"
+
+
+def display_amount(minor: int, currency: str = "CNY") -> str:
+    """An amount as people read it, with its symbol ("¥1,234.50", "-¥5.00")."""
     symbol = SYMBOLS.get(currency, currency + " ")
-    return f"{sign}{symbol}{whole:,}.{frac:0{exp}d}" if exp else f"{sign}{symbol}{whole:,}"
+    return ("-" if minor < 0 else "") + symbol + format_grouped(abs(minor), currency)

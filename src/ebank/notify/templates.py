@@ -16,7 +16,7 @@ from datetime import datetime
 from string import Formatter
 
 from ebank.core.clock import BUSINESS_TZ
-from ebank.core.money import format_minor
+from ebank.core.money import format_grouped
 
 LOCALES = ("zh-CN", "en")
 BRAND = "ebank"
@@ -120,9 +120,7 @@ def return_reason(code: str, locale: str) -> str:
 
 def yuan(fen: int) -> str:
     """An amount of CNY with thousands separators: "12,345.60"."""
-    sign, digits = ("-", format_minor(-fen)) if fen < 0 else ("", format_minor(fen))
-    whole, _, frac = digits.partition(".")
-    return f"{sign}{int(whole):,}.{frac}"
+    return format_grouped(fen, "CNY")
 
 
 def moment(at: datetime, locale: str) -> str:

@@ -306,26 +306,25 @@ def record_payment(tx: Tx, vault: Vault, debit: Debit) -> int:
         except EbankError as error:
             raise _payee_refused(error, debit.payee) from None
         status = "sending" if debit.credit == ledger.account_id_of(tx, CLEARING) else "completed"
-    tx.conn.execute(
-        payments.insert().values(
-            id=payment_id, customer_id=debit.customer_id, channel=debit.channel,
-            kind=debit.kind, from_account_id=debit.payer.id,
-            payee_account_sealed=vault.encrypt(debit.payee_account, purpose=PAYEE_PURPOSE),
-            payee_account_hash=vault.lookup_hash(debit.payee_account, purpose=PAYEE_PURPOSE),
-            payee_account_masked=mask_card(debit.payee_account), payee_name=debit.payee_name,
-            payee_bank=debit.payee_bank,
-            payee_account_id=None if debit.payee is None else debit.payee.id,
-            amount=debit.amount, currency=debit.currency, speed=debit.speed, memo=debit.memo,
-            method=debit.method, status=status, due_at=due_at, hold_id=hold_id,
-            entry_id=entry_id, created_at=tx.now,
-        )
+    row = dict(
+        id=payment_id, customer_id=debit.customer_id, channel=debit.channel,
+        kind=debit.kind, from_account_id=debit.payer.id,
+        payee_account_sealed=vault.encrypt(debit.payee_account, purpose=PAYEE_PURPOSE),
+        payee_account_hash=vault.lookup_hash(debit.payee_account, purpose=PAYEE_PURPOSE),
+        payee_account_masked=mask_card(debit.payee_account), payee_name=debit.payee_name,
+        payee_bank=debit.payee_bank,
+        payee_account_id=None if debit.payee is None else debit.payee.id,
+        amount=debit.amount, currency=debit.currency, speed=debit.speed, memo=debit.memo,
+        method=debit.method, status=status, due_at=due_at, hold_id=hold_id,
+        entry_id=entry_id, created_at=tx.now,
     )  # fmt: skip
+    tx.conn.execute(payments.insert().values(row))
     actor = f"customer:{debit.customer_id}"
     _event(tx, payment_id, status, actor, entry_id=entry_id)
     if entry_id is not None:
         _tell_moved(tx, vault, debit.payer, debit.payee, debit.amount, debit.memo)
     if status == "completed" and debit.receipt:
-        _issue_receipt(tx, vault, payment_id)
+        _issue_receipt(tx, vault, row, debit.payer, debit.payee)
     audit.record(
         tx, actor=actor, action=f"payment.{debit.kind}", subject=f"payment:{payment_id}",
         channel=debit.channel,
@@ -387,24 +386,24 @@ def transfer(
     )
 
 
-def _issue_receipt(tx: Tx, vault: Vault, payment_id: int) -> None:
-    """The payment's electronic receipt (电子回单), as the payment stands at completion."""
-    row = tx.conn.execute(_select().where(payments.c.id == payment_id)).mappings().one()
+def _issue_receipt(
+    tx: Tx, vault: Vault, row: Any, payer: CustomerAccount, payee: CustomerAccount | None
+) -> None:
+    """The payment's electronic receipt (电子回单), as the payment (`row`) stands at completion,
+    from the payer's account to the payee's here (None: another bank or a biller)."""
     payer_kind, payer_name = customers.holder(tx.conn, row["customer_id"])
-    payee_enterprise = False
-    if row["payee_account_id"] is not None:
-        payee = accounts.account_by_id(tx.conn, row["payee_account_id"])
-        payee_enterprise = customers.holder(tx.conn, payee.customer_id)[0] == "enterprise"
+    payee_enterprise = (
+        payee is not None and customers.holder(tx.conn, payee.customer_id)[0] == "enterprise"
+    )
     receipts.issue_receipt(
         tx, vault,
         ReceiptData(
-            source=f"payment:{payment_id}", customer_id=row["customer_id"],
-            payer_name=payer_name, payer_account=row["from_number"],
-            payee_name=row["payee_name"],
+            source=f"payment:{row['id']}", customer_id=row["customer_id"],
+            payer_name=payer_name, payer_account=payer.number, payee_name=row["payee_name"],
             payee_account=vault.decrypt(row["payee_account_sealed"], purpose=PAYEE_PURPOSE),
             payee_bank=row["payee_bank"] or BANK_NAME, amount=row["amount"],
             purpose=row["memo"] or _MEMOS[row["kind"]], channel=row["channel"],
-            reference=reference("P", payment_id, as_utc(row["created_at"])),
+            reference=reference("P", row["id"], as_utc(row["created_at"])),
             completed_at=tx.now, currency=row["currency"],
             payer_enterprise=payer_kind == "enterprise", payee_enterprise=payee_enterprise,
         ),
@@ -508,7 +507,7 @@ def _send_scheduled(vault: Vault, payment_id: int) -> Command[bool]:
         payer = accounts.account_by_id(tx.conn, row["from_account_id"])
         _tell_moved(tx, vault, payer, payee, row["amount"], row["memo"])
         if status == "completed":
-            _issue_receipt(tx, vault, payment_id)
+            _issue_receipt(tx, vault, row, payer, payee)
         return True
 
     return Command(run)
@@ -568,7 +567,8 @@ def settle_outgoing(tx: Tx, vault: Vault, payment_id: int) -> None:
         kind="clearing",
     )  # fmt: skip
     _record(tx, payment_id, "completed", "clearing", entry_id=entry.id)
-    _issue_receipt(tx, vault, payment_id)
+    payer = accounts.account_by_id(tx.conn, row["from_account_id"])
+    _issue_receipt(tx, vault, row, payer, None)
 
 
 def return_payment(
