@@ -71,8 +71,9 @@ def test_demo_seeds_once_however_often_it_runs_and_prints_the_customers(sqlite_u
 
     assert len(account_lines(first.stdout)) == 4
     assert account_lines(first.stdout) == account_lines(second.stdout)  # no money moved again
-    # Tokens of the customers and the staff, enrolled once, shown once.
-    assert first.stdout.count("otpauth://totp/") == 4 + len(demo.DEMO_STAFF)
+    # Tokens of the customers, the staff and the operators, enrolled once, shown once.
+    tokens = 4 + len(demo.DEMO_STAFF) + len(demo.DEMO_OPERATORS)
+    assert first.stdout.count("otpauth://totp/") == tokens
     assert "otpauth://" not in second.stdout
     # What it prints logs a customer in: the password, and a code from the token URI.
     uri = next(w for w in first.stdout.split() if w.startswith("otpauth://"))

@@ -17,6 +17,7 @@ from ebank.bills.service import start_bill_delivery
 from ebank.channels.api import bills as bills_api
 from ebank.channels.api import certificates, customer, errors, health, limits, staff
 from ebank.channels.api import clearing as clearing_api
+from ebank.channels.api import corporate as corporate_api
 from ebank.channels.api import demo as demo_api
 from ebank.channels.api import payments as payments_api
 from ebank.channels.api import receipts as receipts_api
@@ -31,6 +32,7 @@ from ebank.core.crypto import Vault
 from ebank.core.db import make_engine
 from ebank.core.settings import Settings, get_settings
 from ebank.core.writer import Writer
+from ebank.corporate import payroll
 from ebank.notify.service import start_delivery
 
 API_PREFIX = "/api/v1"
@@ -78,9 +80,13 @@ def create_app(
         stop_clearing = (
             clearing.start(own_writer, vault_of(app), settings) if settings.demo else None
         )
+        # And pays the payroll batches its enterprises approve.
+        stop_payroll = payroll.start_paying(own_writer, vault_of(app)) if settings.demo else None
         try:
             yield
         finally:
+            if stop_payroll is not None:
+                await asyncio.to_thread(stop_payroll)
             if stop_sms is not None:
                 await asyncio.to_thread(stop_sms)
             if stop_bills is not None:
@@ -115,6 +121,7 @@ def create_app(
     app.include_router(receipts_api.router)
     app.include_router(bills_api.router)
     app.include_router(standing_api.router)
+    app.include_router(corporate_api.router)
     if settings.demo:
         app.include_router(demo_api.router)
     app.include_router(pages.router)

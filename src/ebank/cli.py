@@ -93,6 +93,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         tokens = demo.seed(writer, vault)
         staff_tokens = demo.seed_staff(writer, vault)
+        operator_tokens = demo.seed_operators(writer, vault)
     finally:
         writer.close()
     print(f"\nebank demo bank on {_safe_url(settings.database_url)}\n")
@@ -128,6 +129,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("  then POST /api/v1/staff/auth/login/verify with a code of their token (TOTP):")
     for username, _, roles in demo.DEMO_STAFF:
         uri = staff_tokens.get(username, "token enrolled on the first run (URI printed then)")
+        print(f"    {username} ({', '.join(roles)}): {uri}")
+    enterprise = next(c for c in demo.CUSTOMERS if c.kind == "enterprise")
+    print(f"  the enterprise's operators log in with POST /api/v1/corporate/auth/login, "
+          f"credit_code {enterprise.id_number},")  # fmt: skip
+    print(f"  password {demo.DEMO_PASSWORD!r}, then .../login/verify with their token's code:")
+    for username, _, roles in demo.DEMO_OPERATORS:
+        uri = operator_tokens.get(username, "token enrolled on the first run (URI printed then)")
         print(f"    {username} ({', '.join(roles)}): {uri}")
     if args.no_serve:
         return 0

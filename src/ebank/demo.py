@@ -26,6 +26,7 @@ from ebank.core.channels import E_CHANNELS
 from ebank.core.clock import SystemClock, business_date
 from ebank.core.crypto import Vault
 from ebank.core.writer import Command, Writer
+from ebank.corporate import operators
 from ebank.customers import identity
 from ebank.customers import service as customers
 from ebank.customers.models import CustomerView, Kind
@@ -73,6 +74,11 @@ DEMO_STAFF = (
     ("admin1", "管理员一 Admin One", ("admin",)),
 )
 DEMO_STAFF_PASSWORD = "demo2026staff"  # noqa: S105
+# The enterprise's corporate-banking operators: a maker (经办) and a checker (复核).
+DEMO_OPERATORS = (
+    ("qh.maker", "出纳 Cashier", ("maker",)),
+    ("qh.checker", "财务主管 Finance Manager", ("checker",)),
+)
 # (payer, payee, fen, memo) by customer position: a little history for the statements.
 TRANSFERS = (
     (0, 1, 12_300, "午餐 AA / lunch"),
@@ -107,7 +113,7 @@ def seed(writer: Writer, vault: Vault) -> dict[int, str]:
                 actor=ACTOR,
             )
         )
-        if account.tier != "corporate":  # persons use e-banking; corporate banking comes later
+        if account.tier != "corporate":  # persons use e-banking; operators, corporate banking
             for channel in E_CHANNELS:
                 writer.execute(
                     enrolment.enrol_at_counter(
@@ -156,6 +162,30 @@ def seed_staff(writer: Writer, vault: Vault) -> dict[str, str]:
         else:
             continue
         tokens[username] = writer.execute(command).otpauth_uri
+    return tokens
+
+
+def seed_operators(writer: Writer, vault: Vault) -> dict[str, str]:
+    """The demo enterprise's operators, each with a token; the token (TOTP) URI of each made
+    by this run."""
+    enterprise = next(c for c in CUSTOMERS if c.kind == Kind.ENTERPRISE)
+    with writer.engine.connect() as conn:
+        today = business_date(SystemClock().now())
+        found = customers.find_by_id_number(
+            conn, vault, Kind.ENTERPRISE, enterprise.id_number, today=today
+        )
+        assert found is not None, "seed() registers the enterprise first"
+        known = {o.username for o in operators.of_enterprise(conn, found.id)}
+    tokens = {}
+    for username, name, roles in DEMO_OPERATORS:
+        if username not in known:
+            added = writer.execute(
+                operators.add(
+                    vault, customer_id=found.id, username=username, name=name, roles=roles,
+                    password=DEMO_PASSWORD, actor=ACTOR,
+                )
+            )  # fmt: skip
+            tokens[username] = added.otpauth_uri
     return tokens
 
 

@@ -17,6 +17,7 @@ from ebank.core.crypto import vault_for
 from ebank.core.db import make_engine
 from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Tx, Writer, purge_idempotency_keys
+from ebank.corporate import payroll
 from ebank.ledger import service as ledger
 from ebank.limits.tables import limit_usage
 from ebank.payments import service as payments
@@ -152,6 +153,12 @@ def send_due_transfers_every_minute() -> int:
 def run_standing_orders_every_minute() -> int:
     """Scheduled and recurring transfers whose occurrence is due."""
     return standing_orders.run_due_orders(process_writer(), vault_for(_settings))
+
+
+@huey.periodic_task(crontab(minute="*"))
+def pay_payroll_every_minute() -> int:
+    """The rows of approved payroll batches, each paid once."""
+    return payroll.execute_due(process_writer(), vault_for(_settings))
 
 
 @huey.periodic_task(crontab(minute="7"))

@@ -5,6 +5,7 @@ import ebank.bills.tables
 import ebank.cards.tables
 import ebank.clearing.tables
 import ebank.core.tables
+import ebank.corporate.tables
 import ebank.customers.tables
 import ebank.enrolment.tables
 import ebank.ledger.tables

@@ -461,9 +461,32 @@ def test_a_biller_that_does_not_answer_is_asked_again_later_and_later(
         assert bank.deliver() == 0
         bank.clock.advance(timedelta(seconds=1))
     assert bank.attempts(payment_id) == ["unknown"] * (len(bills.RETRY) + 1)
+    with bank.engine.connect() as conn:  # long since in the staff's queue, with its cause
+        [stuck] = payments.exceptions(conn)
+    assert (stuck.id, stuck.kind, stuck.failure_code) == (payment_id, "bill", "BILLER_UNAVAILABLE")
     monkeypatch.undo()
     assert bank.deliver() == 1
     assert bank.view(alice.id, payment_id).status == "paid"
+    with bank.engine.connect() as conn:
+        assert payments.exceptions(conn) == []
+
+
+def test_a_bill_joins_the_staff_queue_only_after_its_third_unanswered_try(
+    bank: BillsBank, alice: Payer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice.pay(alice.request(bank.mobile, PHONE, 50 * YUAN)).value()
+
+    def broken(*args: object) -> None:
+        raise TimeoutError("no answer")
+
+    monkeypatch.setattr(bills, "adapter_for", broken)
+    queued = []
+    for wait in bills.RETRY[: payments.STUCK_BILL_ATTEMPTS]:
+        assert bank.deliver() == 1
+        with bank.engine.connect() as conn:
+            queued.append(len(payments.exceptions(conn)))
+        bank.clock.advance(wait)
+    assert queued == [0] * (payments.STUCK_BILL_ATTEMPTS - 1) + [1]
 
 
 def test_a_worker_that_stopped_mid_call_is_taken_over_after_its_lease(

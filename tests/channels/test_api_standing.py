@@ -16,7 +16,6 @@ from ebank.core.clock import FixedClock
 from ebank.core.writer import Writer
 from ebank.customers.identity import credit_check_for
 from ebank.customers.service import register_enterprise
-from ebank.security import sessions
 from ebank.standing import orders
 from tests.channels.api_support import (
     ONLINE,
@@ -27,6 +26,7 @@ from tests.channels.api_support import (
     login,
     sms_codes,
 )
+from tests.corporate.support import add_operator, operator_login
 from tests.support import STAFF, VAULT
 
 API = "/api/v1"
@@ -87,19 +87,23 @@ def bob(writer: Writer) -> str:
     return account_with_money(writer, customer(writer, 2), [])
 
 
-def company(api: TestClient, engine: Engine, writer: Writer, n: int) -> tuple[Client, str]:
-    """An enterprise with a settlement account and a session (corporate banking's logins are
-    not built yet: the session is started as a login would)."""
+def company(
+    api: TestClient, engine: Engine, writer: Writer, clock: FixedClock, n: int
+) -> tuple[Client, str]:
+    """An enterprise with a settlement account, and its cashier logged in to corporate
+    banking."""
     first17 = f"91350100MA2{n:06d}"
+    credit_code = first17 + credit_check_for(first17)
     found = writer.execute(
         register_enterprise(
-            VAULT, name=f"福州水务{n}号", credit_code=first17 + credit_check_for(first17),
+            VAULT, name=f"福州水务{n}号", credit_code=credit_code,
             legal_representative="欧阳锋", mobile="15900001111", actor=STAFF,
         )
     )  # fmt: skip
     account = writer.execute(open_account(customer_id=found.id, tier="corporate", actor=STAFF))
-    started = writer.execute(sessions.start(customer_id=found.id, channel="online"))
-    return Client(api, engine, found.id, started.token), account.number
+    cashier = add_operator(writer, found.id, "cashier", "maker")
+    token = operator_login(api, clock, credit_code, cashier)
+    return Client(api, engine, found.id, token), account.number
 
 
 def test_a_payee_is_added_with_its_code_and_an_order_to_it_runs(
@@ -157,7 +161,7 @@ def test_someone_elses_payee_order_and_mandate_are_not_found(
     body = {**ORDER, "payee_id": payee["id"], "from_account": alice.account}
     code = alice.code("/me/standing-orders/sms-code", body)
     order = alice.post("/me/standing-orders", {**body, "method": "sms", "code": code}, "o1").json()
-    _, settlement = company(api, engine, writer, 1)
+    _, settlement = company(api, engine, writer, alice.clock, 1)
     mandate_body = {"account": alice.account, "creditor_account": settlement,
                     "max_amount": "300.00", "frequency": "monthly",
                     "valid_until": "2027-12-31"}  # fmt: skip
@@ -183,7 +187,7 @@ def test_someone_elses_payee_order_and_mandate_are_not_found(
 def test_a_creditor_debits_a_mandate_once_per_key_and_period_up_to_its_maximum(
     api: TestClient, alice: Holder, engine: Engine, writer: Writer
 ) -> None:
-    water, settlement = company(api, engine, writer, 1)
+    water, settlement = company(api, engine, writer, alice.clock, 1)
     body = {"account": alice.account, "creditor_account": settlement, "max_amount": "300.00",
             "frequency": "monthly", "valid_until": "2027-12-31"}  # fmt: skip
     code = alice.code("/me/mandates/sms-code", body)
@@ -195,24 +199,24 @@ def test_a_creditor_debits_a_mandate_once_per_key_and_period_up_to_its_maximum(
     assert (mandate["status"], mandate["creditor_name"], mandate["max_amount"]) == (
         "active", "福州水务1号", "300.00",
     )  # fmt: skip
-    [held] = water.get("/me/direct-debits/mandates").json()["mandates"]
+    [held] = water.get("/corporate/direct-debits/mandates").json()["mandates"]
     assert held["id"] == mandate["id"] and held["account"] != alice.account
     debit = {"mandate_id": mandate["id"], "amount": "120.50", "reference": "2026-11 水费"}
-    too_much = water.post("/me/direct-debits", {**debit, "amount": "300.01"}, "d0")
+    too_much = water.post("/corporate/direct-debits", {**debit, "amount": "300.01"}, "d0")
     assert (too_much.status_code, too_much.json()["code"]) == (422, "MANDATE_AMOUNT_EXCEEDED")
-    made = water.post("/me/direct-debits", debit, "d1")
+    made = water.post("/corporate/direct-debits", debit, "d1")
     assert made.status_code == 201, made.json()
-    assert water.post("/me/direct-debits", debit, "d1").json() == made.json()
-    conflict = water.post("/me/direct-debits", {**debit, "amount": "1.00"}, "d1")
+    assert water.post("/corporate/direct-debits", debit, "d1").json() == made.json()
+    conflict = water.post("/corporate/direct-debits", {**debit, "amount": "1.00"}, "d1")
     assert (conflict.status_code, conflict.json()["code"]) == (409, "IDEMPOTENCY_CONFLICT")
-    twice = water.post("/me/direct-debits", {**debit, "reference": "again"}, "d2")
+    twice = water.post("/corporate/direct-debits", {**debit, "reference": "again"}, "d2")
     assert (twice.status_code, twice.json()["code"]) == (409, "MANDATE_PERIOD_USED")
-    gas, _ = company(api, engine, writer, 2)
-    theirs = gas.post("/me/direct-debits", {**debit, "reference": "gas"}, "d3")
+    gas, _ = company(api, engine, writer, alice.clock, 2)
+    theirs = gas.post("/corporate/direct-debits", {**debit, "reference": "gas"}, "d3")
     assert (theirs.status_code, theirs.json()["code"]) == (404, "MANDATE_NOT_FOUND")
     revoked = alice.post(f"/me/mandates/{mandate['id']}/revoke", {})
     assert (revoked.status_code, revoked.json()["status"]) == (200, "revoked")
-    after = water.post("/me/direct-debits", {**debit, "reference": "after"}, "d4")
+    after = water.post("/corporate/direct-debits", {**debit, "reference": "after"}, "d4")
     assert (after.status_code, after.json()["code"]) == (422, "MANDATE_REVOKED")
     assert balance(engine, settlement) == 120_50
     assert balance(engine, alice.account) == 50_000_00 - 120_50

@@ -394,6 +394,46 @@ CATALOGUE: dict[str, ErrorKind] = {
         "The creditor must be an enterprise with a settlement account at this bank: check "
         "the account number",
     ),
+    "NOT_AN_ENTERPRISE": ErrorKind(
+        422, "该客户不是企业客户，不能开通企业网银", "The customer is not an enterprise"
+    ),
+    "OPERATOR_EXISTS": ErrorKind(
+        409, "操作员 {username} 已存在", "The enterprise already has an operator {username}"
+    ),
+    "OPERATOR_NOT_FOUND": ErrorKind(404, "操作员不存在", "No such operator"),
+    "PAYROLL_BATCH_NOT_FOUND": ErrorKind(404, "代发批次不存在", "Payroll batch not found"),
+    "PAYROLL_FILE_INVALID": ErrorKind(
+        400,
+        "代发文件无法读取：{reason}。请按模板（姓名,账号,金额,备注）整理后重新上传",
+        "The payroll file cannot be read: {reason}. Please follow the template "
+        "(name,account,amount,note) and upload it again",
+    ),
+    "PAYROLL_DUPLICATE_FILE": ErrorKind(
+        409,
+        "同一文件已为该账户和月份上传过（批次 {batch}），为防止重复发放已拒绝",
+        "This file was already uploaded for this account and month (batch {batch}); refused "
+        "so that nobody is paid twice",
+    ),
+    "PAYROLL_NOT_ALLOWED": ErrorKind(
+        409,
+        "代发批次当前状态为 {status}，不能办理此操作",
+        "The payroll batch is {status}: this cannot be done now",
+    ),
+    "PAYROLL_NO_VALID_ROWS": ErrorKind(
+        422,
+        "批次中没有可发放的明细，请修改文件后重新上传",
+        "The batch has no row that can be paid: correct the file and upload it again",
+    ),
+    "PAYROLL_OWN_BATCH": ErrorKind(
+        403,
+        "复核人与经办人不能是同一人，请由另一位复核操作员审批",
+        "The maker cannot approve their own batch: another checker must approve it",
+    ),
+    "PAYROLL_DUPLICATE_ACCOUNT": ErrorKind(
+        422,
+        "该账号在本批次中重复出现（第{first}行），本行不发放",
+        "This account already appears in the batch (line {first}); this line is not paid",
+    ),
     "NOT_FOUND": ErrorKind(404, "请求的地址不存在", "No such address"),
     "METHOD_NOT_ALLOWED": ErrorKind(
         405, "该地址不支持此操作", "This address does not allow that method"
@@ -426,3 +466,14 @@ class EbankError(Exception):
 
     def to_dict(self, lang: str = "zh") -> dict[str, Any]:
         return {"code": self.code, "message": self.message(lang), "details": self.details}
+
+
+def checked_text(value: object, what: str, limit: int, *, empty: bool = False) -> str:
+    """A text field stripped, or INVALID_INPUT: 1 to `limit` printable characters (none at all
+    if `empty`), so that no control character reaches a record, a receipt or an SMS."""
+    if not isinstance(value, str):
+        raise EbankError("INVALID_INPUT", reason=f"{what} is text")
+    value = value.strip()
+    if (not value and not empty) or len(value) > limit or not value.isprintable():
+        raise EbankError("INVALID_INPUT", reason=f"{what} is 1-{limit} printable characters")
+    return value

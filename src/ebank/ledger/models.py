@@ -7,12 +7,12 @@ from enum import StrEnum
 
 from ebank.core.clock import business_date
 
-_REFERENCE = re.compile(r"([EHP])(\d{8})(\d{10})")
+_REFERENCE = re.compile(r"([EHPW])(\d{8})(\d{10})")
 
 
 def reference(prefix: str, row_id: int, created_at: datetime | date) -> str:
-    """What a customer quotes for an entry (E), hold (H) or payment (P): kind, business day,
-    number."""
+    """What a customer quotes for an entry (E), hold (H), payment (P) or payroll batch (W):
+    kind, business day, number."""
     day = created_at if type(created_at) is date else business_date(created_at)  # type: ignore[arg-type]
     return f"{prefix}{day:%Y%m%d}{row_id:010d}"
 

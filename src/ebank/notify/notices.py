@@ -308,6 +308,22 @@ def payment_returned(
     _tell(tx, vault, customer_id, "payment.returned", "returned", fields)
 
 
+def payroll_result(
+    tx: Tx, vault: Vault, *, customer_id: int, reference: str, period: str, paid: int,
+    paid_total: int, failed: int,
+) -> None:  # fmt: skip
+    """Tell an enterprise how its payroll batch ended: how many rows were paid, for how much,
+    and how many failed (the result file says which and why)."""
+
+    def fields(loc: str) -> dict[str, str]:
+        return {
+            "reference": reference, "period": period, "paid": str(paid),
+            "paid_total": templates.yuan(paid_total), "failed": str(failed),
+        }  # fmt: skip
+
+    _tell(tx, vault, customer_id, "payroll.result", "payroll", fields)
+
+
 def _tell(
     tx: Tx,
     vault: Vault,

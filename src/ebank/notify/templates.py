@@ -43,6 +43,12 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "[ebank] Your transfer of CNY {amount} to {payee} on {date} was returned ({reason}) "
         "and refunded to your account ending {last4}.",
     ),
+    "payroll.result": (
+        "贵单位{period}代发工资批次{reference}已处理：成功{paid}笔共¥{paid_total}，失败{failed}笔，"
+        "未付金额已解除冻结。【ebank】",
+        "[ebank] Payroll batch {reference} for {period} is done: {paid} paid, CNY {paid_total} "
+        "in all; {failed} failed, and what they held is available again.",
+    ),
 }
 
 # The subject of a notice sent by e-mail: both languages, since an e-mail carries both.
@@ -51,6 +57,7 @@ SUBJECTS: dict[str, tuple[str, str]] = {
     "payment.result": ("付款结果通知", "Payment result"),
     "scheduled.failed": ("预约转账失败通知", "Scheduled transfer failed"),
     "payment.returned": ("跨行转账退回通知", "Inter-bank transfer returned"),
+    "payroll.result": ("代发工资结果通知", "Payroll result"),
 }
 
 # Pieces notices are built from: name -> (zh-CN, en), str.format fields.

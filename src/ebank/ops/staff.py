@@ -5,7 +5,8 @@ A console login is two steps, like a customer's (`security.login`): the username
 (argon2id, verified before the writer) open a short-lived challenge; a token code (TOTP, from
 the authenticator app enrolled when the login was made) against that challenge opens a
 console session (`security.sessions`), the one mechanism customers use too. Staff have no SMS
-here. Both steps count on the staff row with the code that counts customers' attempts
+here. The steps are `security.token_login`'s, which enterprises' operators log in with too;
+both count on the staff row with the code that counts customers' attempts
 (`security.service`), so the lockout is the same: locked after 5 failures, for good after the
 3rd lock, and a wrong code counts like a wrong password. No answer says which factor failed.
 
@@ -19,9 +20,8 @@ officers; admins manage staff and do no customer business.
 """
 
 import re
-import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -30,12 +30,12 @@ from ebank.core import audit
 from ebank.core.clock import as_utc
 from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
-from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Tx
 from ebank.ops.tables import staff
 from ebank.security import service as security
 from ebank.security import sessions
-from ebank.security.service import Checked, Verdict
+from ebank.security.service import Checked
+from ebank.security.token_login import LoginChallenge, TokenLogin
 
 ROLES = ("teller", "supervisor", "risk", "admin")
 COUNTER = ("teller", "supervisor")  # register customers, open accounts, issue cards, secrets
@@ -171,34 +171,25 @@ def everyone(conn: Connection) -> list[StaffMember]:
 
 # -- logging in ---------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class StaffChallenge:
-    token: str  # handed to the caller once; only its hash is kept
-    expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class StaffLogin:
     member: StaffMember
     started: sessions.Started
 
 
-def _failed_login(tx: Tx, row: Any, **detail: str) -> None:
-    """Every failed step is in the audit chain; one naming no login is anonymous."""
-    who = "anonymous" if row is None else f"staff:{row['id']}"
-    audit.record(
-        tx, actor=who, action="staff.login", subject="" if row is None else who,
-        channel="console", outcome="failed", detail=detail,
-    )  # fmt: skip
+def _open_session(tx: Tx, row: Any) -> StaffLogin:
+    started = sessions.start(staff_id=row["id"], channel="console").fn(tx)
+    return StaffLogin(get(tx.conn, row["id"]), started)
 
 
-def begin_login(*, username: str, password: str) -> Command[Checked[StaffChallenge]]:
-    """Step one: check the password; on success, a challenge for the token code.
+_LOGIN = TokenLogin(
+    staff, holder="staff", channel="console", seed_purpose=SEED_PURPOSE,
+    open_session=_open_session,
+)  # fmt: skip
 
-    An unknown username fails exactly like a wrong password, after hashing a decoy, and so
-    does a disabled login whatever the password. A right password does not yet end a run of
-    failures: only a completed login does. The challenge lives as long as a customer's login
-    challenge (`sms_code_ttl_seconds`) and replaces one this login left half done.
-    """
+
+def begin_login(*, username: str, password: str) -> Command[Checked[LoginChallenge]]:
+    """Step one: check the password; on success, a challenge for the token code
+    (`TokenLogin.begin`)."""
     canonical = _username(username)
 
     def load(conn: Connection, lock: bool) -> Any:
@@ -207,63 +198,13 @@ def begin_login(*, username: str, password: str) -> Command[Checked[StaffChallen
         query = select(staff).where(staff.c.username == canonical)
         return conn.execute(query.with_for_update() if lock else query).mappings().first()
 
-    check = security.SecretCheck(password, load, table=staff)
-
-    def run(tx: Tx) -> Checked[StaffChallenge]:
-        verdict = check.record(tx, settle=False)
-        row = check.row
-        if verdict.ok and row["disabled_at"] is not None:
-            _failed_login(tx, row, reason="disabled")
-            return Checked(Verdict(False))
-        if not verdict.ok:
-            _failed_login(tx, row, factor="password")
-            return Checked(verdict)
-        token = secrets.token_urlsafe(32)
-        expires = tx.now + timedelta(seconds=get_settings().sms_code_ttl_seconds)
-        tx.conn.execute(
-            staff.update()
-            .where(staff.c.id == row["id"])
-            .values(challenge_hash=sessions.digest(token), challenge_expires_at=expires)
-        )
-        return Checked(verdict, StaffChallenge(token, expires))
-
-    return Command(run, prepare=check.prepare)
+    return _LOGIN.begin(load, password)
 
 
 def complete_login(vault: Vault, *, challenge: str, code: str) -> Command[Checked[StaffLogin]]:
-    """Step two: the token code against the challenge; on success, a console session.
-
-    The challenge is spent by the login it completes; an unknown, expired, replaced or spent
-    one is SESSION_EXPIRED (log in again). A wrong or replayed code counts on the login's
-    lockout and answers like a wrong password; a login disabled or locked meanwhile does not
-    complete.
-    """
-
-    def run(tx: Tx) -> Checked[StaffLogin]:
-        if not isinstance(challenge, str) or not 0 < len(challenge) <= 100:
-            raise EbankError("SESSION_EXPIRED")
-        query = select(staff).where(staff.c.challenge_hash == sessions.digest(challenge))
-        row = tx.conn.execute(query.with_for_update()).mappings().first()
-        if row is None or as_utc(row["challenge_expires_at"]) <= tx.now:
-            raise EbankError("SESSION_EXPIRED")
-        if row["disabled_at"] is not None:
-            _failed_login(tx, row, reason="disabled")
-            return Checked(Verdict(False))
-        sealed = row["token_seed"]
-        seed = None if sealed is None else vault.decrypt(sealed, purpose=SEED_PURPOSE)
-        verdict = security.count_token(tx, row, seed, code, table=staff)
-        if not verdict.ok:
-            _failed_login(tx, row, factor="token")
-            return Checked(verdict)
-        tx.conn.execute(
-            staff.update()
-            .where(staff.c.id == row["id"])
-            .values(challenge_hash=None, challenge_expires_at=None)
-        )
-        started = sessions.start(staff_id=row["id"], channel="console").fn(tx)
-        return Checked(verdict, StaffLogin(get(tx.conn, row["id"]), started))
-
-    return Command(run)
+    """Step two: the token code against the challenge; on success, a console session
+    (`TokenLogin.complete`)."""
+    return _LOGIN.complete(vault, challenge=challenge, code=code)
 
 
 # -- administration (admins, or the `ebank staff` command as "cli") ----------------------------

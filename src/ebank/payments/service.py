@@ -17,20 +17,21 @@ clearing house's answer was lost (`mark_unknown`).
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, or_, select
 
 from ebank.accounts import service as accounts
 from ebank.accounts.models import CustomerAccount, Product
 from ebank.accounts.tables import customer_accounts
+from ebank.bills.tables import bill_payments
 from ebank.cards.tables import cards
 from ebank.core import audit, outbox
 from ebank.core.clock import BUSINESS_TZ, as_utc, business_date
 from ebank.core.crypto import Vault, mask_card
-from ebank.core.errors import EbankError
+from ebank.core.errors import EbankError, checked_text
 from ebank.core.money import MAX_MINOR
 from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Idempotency, Tx, Writer, fingerprint
@@ -66,6 +67,7 @@ _MEMOS = {
 SWEEP = 500
 REVOCABLE = ("scheduled",)
 EXCEPTIONS = ("failed", "unknown", "returned")  # what the staff's queue shows
+STUCK_BILL_ATTEMPTS = 3  # a bill its biller has not confirmed after as many tries joins it
 _BANK_CODE = re.compile(r"[0-9]{12}")
 _ACCOUNT = re.compile(r"[0-9A-Za-z]{1,34}")
 # What another bank's rejection means to the customer (ISO 20022 reason -> our code).
@@ -78,15 +80,6 @@ RETURN_REASONS = {
 
 
 # -- checking and resolving a request ------------------------------------------------------------
-def _text(value: object, what: str, limit: int, *, empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise EbankError("INVALID_INPUT", reason=f"{what} is text")
-    value = value.strip()
-    if (not value and not empty) or len(value) > limit or not value.isprintable():
-        raise EbankError("INVALID_INPUT", reason=f"{what} is 1-{limit} printable characters")
-    return value
-
-
 def canonical(r: TransferRequest) -> TransferRequest:
     """The request in canonical form, or INVALID_INPUT; nothing read yet."""
     if type(r.amount) is not int or not 0 < r.amount <= MAX_MINOR:
@@ -95,24 +88,25 @@ def canonical(r: TransferRequest) -> TransferRequest:
         raise EbankError("UNKNOWN_CURRENCY", currency=str(r.currency)[:8])
     if r.speed not in SPEEDS:
         raise EbankError("INVALID_INPUT", reason=f"speed is one of {', '.join(SPEEDS)}")
-    payee_account = _text(r.payee_account, "a payee account", 34).replace(" ", "")
+    payee_account = checked_text(r.payee_account, "a payee account", 34).replace(" ", "")
     if not _ACCOUNT.fullmatch(payee_account):
         raise EbankError("INVALID_INPUT", reason="a payee account is 1-34 letters and digits")
-    name = _text(r.payee_name, "a payee name", certificates.MAX_PAYEE_NAME)
+    name = checked_text(r.payee_name, "a payee name", certificates.MAX_PAYEE_NAME)
     if "=" in name:  # it would forge a field of the message a certificate signs
         raise EbankError("INVALID_INPUT", reason="a payee name has no '='")
     bank = r.payee_bank
     if bank is not None:
-        bank = _text(bank, "a bank code", 12)
+        bank = checked_text(bank, "a bank code", 12)
         if not _BANK_CODE.fullmatch(bank):
             raise EbankError("INVALID_INPUT", reason="a bank code is 12 digits")
         if bank == get_settings().bank_code:
             bank = None
     return TransferRequest(
         customer_id=r.customer_id, channel=r.channel,
-        from_account=_text(r.from_account, "an account number", 34),
+        from_account=checked_text(r.from_account, "an account number", 34),
         payee_account=payee_account, payee_name=name, amount=r.amount, payee_bank=bank,
-        currency=r.currency, speed=r.speed, memo=_text(r.memo, "a memo", MEMO_MAX, empty=True),
+        currency=r.currency, speed=r.speed,
+        memo=checked_text(r.memo, "a memo", MEMO_MAX, empty=True),
     )  # fmt: skip
 
 
@@ -226,7 +220,7 @@ def start_signing(request: TransferRequest) -> Command[certificates.SigningChall
 
 
 # -- making a transfer ---------------------------------------------------------------------------
-def _payee_refused(error: EbankError, payee: CustomerAccount | None) -> EbankError:
+def payee_refused(error: EbankError, payee: CustomerAccount | None) -> EbankError:
     """A ledger refusal about the payee's account says only that it cannot take the money:
     its status and tier are the payee's business."""
     if payee is not None and error.details.get("account") == payee.number:
@@ -304,7 +298,7 @@ def record_payment(tx: Tx, vault: Vault, debit: Debit) -> int:
                 memo=debit.memo or _MEMOS[debit.kind],
             ).id  # fmt: skip
         except EbankError as error:
-            raise _payee_refused(error, debit.payee) from None
+            raise payee_refused(error, debit.payee) from None
         status = "sending" if debit.credit == ledger.account_id_of(tx, CLEARING) else "completed"
     row = dict(
         id=payment_id, customer_id=debit.customer_id, channel=debit.channel,
@@ -501,7 +495,7 @@ def _send_scheduled(vault: Vault, payment_id: int) -> Command[bool]:
                 memo=row["memo"] or _MEMOS[row["kind"]],
             )  # fmt: skip
         except EbankError as error:
-            raise _payee_refused(error, payee) from None
+            raise payee_refused(error, payee) from None
         status = "sending" if payee is None else "completed"
         _record(tx, payment_id, status, "system", entry_id=entry.id)
         payer = accounts.account_by_id(tx.conn, row["from_account_id"])
@@ -665,8 +659,20 @@ def payments_of(
 
 def exceptions(conn: Connection, *, limit: int = 200) -> list[PaymentView]:
     """The staff's queue: every transfer that failed after it was accepted, came back from
-    another bank, or whose outcome is not yet known, oldest first."""
+    another bank, or whose outcome is not yet known, and every bill payment its biller has not
+    confirmed after `STUCK_BILL_ATTEMPTS` tries (its cause BILLER_UNAVAILABLE), oldest first."""
+    stuck = select(bill_payments.c.payment_id).where(
+        bill_payments.c.status == "pending_biller",
+        bill_payments.c.attempts >= STUCK_BILL_ATTEMPTS,
+    )
     rows = conn.execute(
-        _select().where(payments.c.status.in_(EXCEPTIONS)).order_by(payments.c.id).limit(limit)
+        _select()
+        .where(or_(payments.c.status.in_(EXCEPTIONS), payments.c.id.in_(stuck)))
+        .order_by(payments.c.id)
+        .limit(limit)
     ).mappings()
-    return [_view(row) for row in rows]
+    return [
+        _view(row) if row["status"] in EXCEPTIONS
+        else replace(_view(row), failure_code="BILLER_UNAVAILABLE")
+        for row in rows
+    ]  # fmt: skip

@@ -1,8 +1,9 @@
 """Sessions: a random token handed over once, stored hashed, ended after
 `session_idle_seconds` without use or `session_absolute_hours` in all.
 
-One mechanism for everyone who logs in: customers (online and mobile banking) and staff (the
-console). A session starts only after the caller has checked its holder's factors; it records
+One mechanism for everyone who logs in: customers (online and mobile banking), staff (the
+console) and enterprises' operators (corporate banking: a session of the enterprise that names
+the operator). A session starts only after the caller has checked its holder's factors; it records
 the channel and the device's keyed hash (`devices.device_hash`), the very hash a device's
 binding keeps, so that unbinding a device ends the sessions opened from it. Holders see and
 end their own sessions, and only theirs; `end_all` ends a holder's sessions at once (a staff
@@ -23,12 +24,14 @@ from ebank.core.clock import as_utc
 from ebank.core.errors import EbankError
 from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Tx
+from ebank.corporate.tables import operators
 from ebank.customers import service as customers
 from ebank.ops.tables import staff
 from ebank.security.tables import sessions
 
 SESSION_CHANNELS = ("online", "mobile")  # a customer's
 STAFF_CHANNELS = ("console",)
+OPERATOR_CHANNEL = "corporate"
 _DEVICE_HASH = re.compile(r"[0-9a-f]{64}")
 
 
@@ -47,10 +50,13 @@ class Session:
     started_at: datetime
     last_seen_at: datetime
     staff_id: int | None = None
+    operator_id: int | None = None  # an enterprise's operator, acting for customer_id
 
     @property
     def holder(self) -> str:
-        """Who holds it, as the audit names them: "customer:42" or "staff:7"."""
+        """Who holds it, as the audit names them: "customer:42", "staff:7" or "operator:3"."""
+        if self.operator_id is not None:
+            return f"operator:{self.operator_id}"
         return f"customer:{self.customer_id}" if self.staff_id is None else f"staff:{self.staff_id}"
 
 
@@ -66,23 +72,33 @@ def _one_holder(customer_id: int | None, staff_id: int | None) -> None:
 
 
 def start(
-    *, customer_id: int | None = None, staff_id: int | None = None, channel: str,
-    device_hash: str = "",
+    *, customer_id: int | None = None, staff_id: int | None = None,
+    operator_id: int | None = None, channel: str, device_hash: str = "",
 ) -> Command[Started]:  # fmt: skip
-    """Open a session for a customer (online, mobile) or a member of staff (console) whose
-    factors the caller has just checked; `device_hash` is `devices.device_hash` of the device
-    it is opened from, if it named one."""
+    """Open a session for a customer (online, mobile), a member of staff (console) or an
+    enterprise's operator (corporate, with the enterprise as `customer_id`) whose factors the
+    caller has just checked; `device_hash` is `devices.device_hash` of the device it is opened
+    from, if it named one."""
 
     def run(tx: Tx) -> Started:
         _one_holder(customer_id, staff_id)
-        allowed = SESSION_CHANNELS if staff_id is None else STAFF_CHANNELS
+        if operator_id is not None:
+            allowed: tuple[str, ...] = (OPERATOR_CHANNEL,)
+        else:
+            allowed = SESSION_CHANNELS if staff_id is None else STAFF_CHANNELS
         if channel not in allowed:
             raise EbankError("INVALID_INPUT", reason=f"these sessions are for {allowed}")
         if not isinstance(device_hash, str) or not (
             device_hash == "" or _DEVICE_HASH.fullmatch(device_hash)
         ):
             raise EbankError("INVALID_INPUT", reason="a device is named by its keyed hash")
-        if staff_id is None:
+        if operator_id is not None:
+            of_enterprise = select(operators.c.id).where(
+                operators.c.id == operator_id, operators.c.customer_id == customer_id
+            )
+            if type(operator_id) is not int or tx.conn.execute(of_enterprise).first() is None:
+                raise EbankError("INVALID_INPUT", reason="no such operator of the enterprise")
+        elif staff_id is None:
             customers.holder(tx.conn, customer_id)
         elif (
             type(staff_id) is not int
@@ -94,6 +110,7 @@ def start(
             "token_hash": digest(token),
             "customer_id": customer_id,
             "staff_id": staff_id,
+            "operator_id": operator_id,
             "channel": channel,
             "device": device_hash,
             "started_at": tx.now,
@@ -156,6 +173,7 @@ def end(
     *,
     customer_id: int | None = None,
     staff_id: int | None = None,
+    operator_id: int | None = None,
     session_id: int,
     reason: str = "logout",
 ) -> Command[None]:
@@ -168,7 +186,8 @@ def end(
             .mappings()
             .first()
         )
-        if row is None or (row["customer_id"], row["staff_id"]) != (customer_id, staff_id):
+        holder = (row["customer_id"], row["staff_id"], row["operator_id"]) if row else None
+        if holder != (customer_id, staff_id, operator_id):
             raise EbankError("SESSION_NOT_FOUND")  # someone else's is as unknown as none
         if row["ended_at"] is None:
             _close(tx, row, reason=reason, actor=_view(row).holder, channel=row["channel"])
@@ -178,12 +197,16 @@ def end(
 
 def end_all(
     tx: Tx, *, reason: str, actor: str, channel: str, customer_id: int | None = None,
-    staff_id: int | None = None, device_hash: str | None = None,
+    staff_id: int | None = None, operator_id: int | None = None,
+    device_hash: str | None = None,
 ) -> int:  # fmt: skip
-    """End at once, in the caller's transaction, every live session of one holder, or only
-    those opened from one device (its keyed hash); how many. Each end is audited."""
+    """End at once, in the caller's transaction, every live session of one holder (an
+    operator's, given `customer_id` and `operator_id`), or only those opened from one device
+    (its keyed hash); how many. Each end is audited."""
     _one_holder(customer_id, staff_id)
-    if staff_id is None:
+    if operator_id is not None:
+        query = select(sessions).where(sessions.c.operator_id == operator_id)
+    elif staff_id is None:
         query = select(sessions).where(sessions.c.customer_id == customer_id)
     else:
         query = select(sessions).where(sessions.c.staff_id == staff_id)
@@ -214,7 +237,11 @@ def live_sessions(conn: Connection, customer_id: int, *, now: datetime) -> list[
     """The customer's sessions still usable at `now`, newest first (for "my devices")."""
     rows = conn.execute(
         select(sessions)
-        .where(sessions.c.customer_id == customer_id, sessions.c.ended_at.is_(None))
+        .where(
+            sessions.c.customer_id == customer_id,
+            sessions.c.operator_id.is_(None),
+            sessions.c.ended_at.is_(None),
+        )
         .order_by(sessions.c.id.desc())
     ).mappings()
     return [_view(row) for row in rows if _ending(row, now) is None]
@@ -228,4 +255,5 @@ def _view(row: Any) -> Session:
         as_utc(row["started_at"]),
         as_utc(row["last_seen_at"]),
         row["staff_id"],
+        row["operator_id"],
     )

@@ -64,7 +64,8 @@ one_time_codes = Table(
 Index("ix_one_time_codes_customer_purpose", one_time_codes.c.customer_id, one_time_codes.c.purpose)
 
 # A session token is handed to its holder once; only its hash is kept. The holder is a
-# customer (online, mobile) or a member of staff (console), never both.
+# customer (online, mobile) or a member of staff (console), never both; an enterprise's
+# operator (corporate) holds a session of the enterprise, naming the operator too.
 sessions = Table(
     "sessions",
     metadata,
@@ -72,6 +73,7 @@ sessions = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("customer_id", ID, ForeignKey("customers.id"), nullable=True),
     Column("staff_id", ID, ForeignKey("staff.id"), nullable=True),
+    Column("operator_id", ID, ForeignKey("operators.id"), nullable=True),
     Column("channel", String(16), nullable=False),
     Column("device", String(64), nullable=False),  # a hash of the device's id, or ""
     Column("started_at", UTC_TIME, nullable=False),
@@ -79,6 +81,7 @@ sessions = Table(
     Column("ended_at", UTC_TIME, nullable=True),
     Column("end_reason", String(16), nullable=True),  # logout | revoked (by the holder)
     CheckConstraint("(customer_id IS NULL) <> (staff_id IS NULL)", name="one_holder"),
+    CheckConstraint("operator_id IS NULL OR customer_id IS NOT NULL", name="operator"),
 )
 Index("ix_sessions_customer_id", sessions.c.customer_id)
 Index("ix_sessions_staff_id", sessions.c.staff_id)

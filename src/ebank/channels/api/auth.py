@@ -3,13 +3,14 @@
 Every authenticated request resumes its session (which resets the idle clock), so a token
 stops working the moment its session has run out or ended. Without a token: 401
 AUTH_REQUIRED; an unknown, ended or run-out one: 401 SESSION_EXPIRED; a customer's token on a
-staff endpoint, a staff token on a customer's, or a role the staff member lacks: 403
-FORBIDDEN.
+staff endpoint, a staff token on a customer's, an operator's (corporate banking) on either, or
+a role the staff member or operator lacks: 403 FORBIDDEN.
 
 Use them as dependencies:
     principal: CustomerPrincipal = Depends(current_customer)
     principal: StaffPrincipal = Depends(current_staff)
     principal: StaffPrincipal = Depends(staff_role(*staff.CHECKERS))
+    principal: OperatorSession = Depends(current_operator)
 """
 
 from collections.abc import Awaitable, Callable
@@ -21,12 +22,18 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ebank.channels.api.common import read, write
 from ebank.core.errors import EbankError
+from ebank.corporate import operators
 from ebank.ops import staff
 from ebank.security import sessions
 
 customer_bearer = HTTPBearer(
     scheme_name="customer", auto_error=False,
     description="A customer's session token from POST /api/v1/auth/login/verify",
+)  # fmt: skip
+operator_bearer = HTTPBearer(
+    scheme_name="operator", auto_error=False,
+    description="An enterprise operator's session token from POST "
+    "/api/v1/corporate/auth/login/verify",
 )  # fmt: skip
 staff_bearer = HTTPBearer(
     scheme_name="staff", auto_error=False,
@@ -43,6 +50,12 @@ class CustomerPrincipal:
     @property
     def actor(self) -> str:
         return f"customer:{self.customer_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSession:
+    operator: operators.Operator
+    session_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +85,25 @@ async def current_customer(
 ) -> CustomerPrincipal:
     """The customer whose session the bearer token is; their session resumed."""
     session = await _session(request, credentials)
-    if session.customer_id is None:
+    if session.customer_id is None or session.operator_id is not None:
         raise EbankError("FORBIDDEN")
     return CustomerPrincipal(session.customer_id, session.id, session.channel)
+
+
+async def current_operator(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(operator_bearer)],
+) -> OperatorSession:
+    """The enterprise operator whose corporate session the bearer token is, as they stand now
+    (roles, disabled); the enterprise is `operator.customer_id`."""
+    session = await _session(request, credentials)
+    operator_id = session.operator_id
+    if operator_id is None:
+        raise EbankError("FORBIDDEN")
+    found = await read(request, lambda conn: operators.get(conn, operator_id))
+    if found.disabled:
+        raise EbankError("SESSION_EXPIRED")
+    return OperatorSession(found, session.id)
 
 
 async def current_staff(

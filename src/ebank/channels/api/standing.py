@@ -5,8 +5,9 @@ Each arrangement is confirmed the way its bank page confirms it: a payee by the 
 for exactly that payee (`/me/payees/sms-code`, then `POST /me/payees`); a standing order like a
 transfer of its amount to its payee (`quote`, then `sms-code` or `signing` if the factor asks,
 then `POST /me/standing-orders` with the factor: the same body at every step); a mandate by the
-SMS code sent for exactly it. A creditor debits with `POST /me/direct-debits` under one of the
-mandates it holds (`GET /me/direct-debits/mandates`); no factor is asked per debit.
+SMS code sent for exactly it. A creditor, logged in to corporate banking, debits with
+`POST /corporate/direct-debits` under one of the mandates it holds
+(`GET /corporate/direct-debits/mandates`); no factor is asked per debit.
 """
 
 import re
@@ -16,7 +17,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from ebank.channels.api.auth import CustomerPrincipal, current_customer
+from ebank.channels.api.auth import (
+    CustomerPrincipal,
+    OperatorSession,
+    current_customer,
+    current_operator,
+)
 from ebank.channels.api.common import IdempotencyKey, ObjectId, read, vault_of, write
 from ebank.channels.api.errors import language_of
 from ebank.channels.api.payments import CodeSentOut, ConfirmationIn, SigningOut
@@ -24,6 +30,7 @@ from ebank.channels.api.schemas import ERRORS, MAX_ID, Amount, ErrorOut, In, tex
 from ebank.core.clock import business_date
 from ebank.core.errors import EbankError
 from ebank.core.money import format_minor, parse_minor
+from ebank.security import sessions
 from ebank.standing import mandates, orders, payees
 from ebank.standing.models import (
     Creditor,
@@ -38,6 +45,7 @@ from ebank.standing.models import (
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 Me = Annotated[CustomerPrincipal, Depends(current_customer)]
+Op = Annotated[OperatorSession, Depends(current_operator)]
 PAYEES, ORDERS, MANDATES = "customer: payees", "customer: standing orders", "customer: mandates"
 CREDITOR = "creditor: direct debits"
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -418,6 +426,12 @@ async def revoke_mandate(request: Request, me: Me, mandate_id: ObjectId) -> Mand
 
 
 # -- the creditor's side --------------------------------------------------------------------------
+def _require_maker(me: OperatorSession) -> None:
+    """Collecting money is a maker's business (经办)."""
+    if "maker" not in me.operator.roles:
+        raise EbankError("FORBIDDEN")
+
+
 class DebitIn(In):
     mandate_id: Id
     amount: Amount
@@ -444,26 +458,26 @@ class DebitOut(BaseModel):
         )  # fmt: skip
 
 
-@router.get("/me/direct-debits/mandates", tags=[CREDITOR],
-            summary="The mandates customers gave me (their accounts masked)")  # fmt: skip
-async def mandates_given_to_me(request: Request, me: Me) -> MandatesOut:
+@router.get("/corporate/direct-debits/mandates", tags=[CREDITOR],
+            summary="The mandates customers gave us (their accounts masked)")  # fmt: skip
+async def mandates_given_to_me(request: Request, me: Op) -> MandatesOut:
     today = _today(request)
-    views = await read(
-        request, lambda conn: mandates.mandates_for(conn, me.customer_id, today=today)
-    )
+    creditor_id = me.operator.customer_id
+    views = await read(request, lambda conn: mandates.mandates_for(conn, creditor_id, today=today))
     return MandatesOut(mandates=[MandateOut.of(v) for v in views])
 
 
-@router.post("/me/direct-debits", tags=[CREDITOR], status_code=201,
-             summary="Debit a customer's account under a mandate I hold")  # fmt: skip
-async def direct_debit(request: Request, me: Me, body: DebitIn, key: IdempotencyKey) -> DebitOut:
-    creditor = Creditor(customer_id=me.customer_id)
+@router.post("/corporate/direct-debits", tags=[CREDITOR], status_code=201,
+             summary="Debit a customer's account under a mandate we hold")  # fmt: skip
+async def direct_debit(request: Request, me: Op, body: DebitIn, key: IdempotencyKey) -> DebitOut:
+    _require_maker(me)
+    creditor = Creditor(customer_id=me.operator.customer_id)
     debit_id = await write(
         request,
         mandates.debit(
             vault_of(request), creditor=creditor, mandate_id=body.mandate_id,
             amount=parse_minor(body.amount), reference=body.reference, idempotency_key=key,
-            channel=me.channel,
+            channel=sessions.OPERATOR_CHANNEL,
         ),
     )  # fmt: skip
     view = await read(
