@@ -21,6 +21,7 @@ from ebank.core.tables import audit_log, idempotency_keys
 from ebank.core.writer import Command
 from ebank.jobs import (
     forget_old_idempotency_keys,
+    purge_risk_aggregates,
     purge_spent_security_rows,
     purge_spent_security_rows_hourly,
     release_expired_holds,
@@ -29,6 +30,9 @@ from ebank.ledger import queries
 from ebank.ledger import service as ledger
 from ebank.limits.tables import limit_usage
 from ebank.ops import staff
+from ebank.risk import service as risk
+from ebank.risk.models import Context as RiskContext
+from ebank.risk.tables import risk_buckets, risk_members
 from ebank.security import login, sessions
 from ebank.security import service as security
 from ebank.security.certificates import start_signing
@@ -303,3 +307,22 @@ def test_the_purge_runs_hourly():
     at = datetime(2026, 11, 23, 2, 23)
     assert [task.validate_datetime(at.replace(hour=h)) for h in (0, 13)] == [True, True]
     assert not task.validate_datetime(at.replace(minute=24))
+
+
+def test_risk_counters_go_once_no_window_reaches_them(writer, engine, clock):
+    seen = RiskContext(
+        event="payment", customer_id=None, channel="clearing", amount=100_00,
+        payee="acct:1", payee_account_id=1,
+    )  # fmt: skip
+    writer.execute(Command(lambda tx: risk.observe(tx, seen)))
+    assert purge_risk_aggregates(writer) == 0  # every window still reaches them
+    counted = count_rows(engine, risk_buckets)
+    assert counted > 0
+    clock.advance(timedelta(days=101))  # past the longest window kept
+    assert purge_risk_aggregates(writer) == counted + count_rows(engine, risk_members)
+    assert count_rows(engine, risk_buckets) == 0
+
+
+def count_rows(engine, table) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar_one()

@@ -1,7 +1,8 @@
 """Builds the ASGI app from the channels: API, health and metrics, web pages, static files."""
 
 import asyncio
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from html import escape
 from importlib.metadata import version
@@ -21,6 +22,7 @@ from ebank.channels.api import corporate as corporate_api
 from ebank.channels.api import demo as demo_api
 from ebank.channels.api import payments as payments_api
 from ebank.channels.api import receipts as receipts_api
+from ebank.channels.api import risk as risk_api
 from ebank.channels.api import standing as standing_api
 from ebank.channels.api.common import vault_of
 from ebank.channels.api.health import Metrics
@@ -33,7 +35,10 @@ from ebank.core.db import make_engine
 from ebank.core.settings import Settings, get_settings
 from ebank.core.writer import Writer
 from ebank.corporate import payroll
+from ebank.notify import delivery
 from ebank.notify.service import start_delivery
+from ebank.payments import service as payments
+from ebank.standing import orders as standing_orders
 
 API_PREFIX = "/api/v1"
 STATIC_DIR = Path(__file__).parent / "channels" / "web" / "static"
@@ -48,6 +53,26 @@ class _App(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         return RequestMiddleware(super().build_middleware_stack(), self.state.metrics)
+
+
+SWEEP_SECONDS = 5.0  # the demo app's sweeps, between passes that found nothing to do
+
+
+def _start_sweeps(writer: Writer, vault: Vault) -> Callable[[], None]:
+    """The minute jobs of `ebank worker` that move money, on a thread of the demo app (which
+    runs without a worker); returns `stop`."""
+
+    def sweep(limit: int) -> int:
+        return (
+            payments.execute_due(writer, vault, limit=limit)
+            + standing_orders.run_due_orders(writer, vault, limit=limit)
+            + payroll.execute_due(writer, vault, limit=limit)
+        )
+
+    def body(stop: threading.Event) -> None:
+        delivery.run_loop(sweep, stop, poll_seconds=SWEEP_SECONDS, what="sweep")
+
+    return delivery.start(body, name="ebank-sweeps")
 
 
 def create_app(
@@ -80,13 +105,14 @@ def create_app(
         stop_clearing = (
             clearing.start(own_writer, vault_of(app), settings) if settings.demo else None
         )
-        # And pays the payroll batches its enterprises approve.
-        stop_payroll = payroll.start_paying(own_writer, vault_of(app)) if settings.demo else None
+        # And runs what `ebank worker` runs each minute: deferred transfers, standing orders
+        # and payroll.
+        stop_sweeps = _start_sweeps(own_writer, vault_of(app)) if settings.demo else None
         try:
             yield
         finally:
-            if stop_payroll is not None:
-                await asyncio.to_thread(stop_payroll)
+            if stop_sweeps is not None:
+                await asyncio.to_thread(stop_sweeps)
             if stop_sms is not None:
                 await asyncio.to_thread(stop_sms)
             if stop_bills is not None:
@@ -122,6 +148,7 @@ def create_app(
     app.include_router(bills_api.router)
     app.include_router(standing_api.router)
     app.include_router(corporate_api.router)
+    app.include_router(risk_api.router)
     if settings.demo:
         app.include_router(demo_api.router)
     app.include_router(pages.router)

@@ -21,6 +21,7 @@ from ebank.corporate import payroll
 from ebank.ledger import service as ledger
 from ebank.limits.tables import limit_usage
 from ebank.payments import service as payments
+from ebank.risk import aggregates
 from ebank.security.tables import (
     login_challenges,
     one_time_codes,
@@ -58,6 +59,16 @@ def release_expired_holds(writer: Writer) -> int:
     total = 0
     while True:
         done = writer.execute(ledger.command(lambda tx: ledger.expire_holds(tx, limit=SWEEP_CHUNK)))
+        total += done
+        if done < SWEEP_CHUNK:
+            return total
+
+
+def purge_risk_aggregates(writer: Writer) -> int:
+    """Drop the risk counters no window reaches any more; how many rows."""
+    total = 0
+    while True:
+        done = writer.execute(Command(lambda tx: aggregates.purge(tx, limit=SWEEP_CHUNK)))
         total += done
         if done < SWEEP_CHUNK:
             return total
@@ -165,6 +176,11 @@ def pay_payroll_every_minute() -> int:
 def forget_old_idempotency_keys_hourly() -> int:
     retention = timedelta(hours=_settings.idempotency_retention_hours)
     return forget_old_idempotency_keys(process_writer(), retention)
+
+
+@huey.periodic_task(crontab(minute="37"))
+def purge_risk_aggregates_hourly() -> int:
+    return purge_risk_aggregates(process_writer())
 
 
 @huey.periodic_task(crontab(minute="23"))

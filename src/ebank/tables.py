@@ -14,5 +14,6 @@ import ebank.notify.tables
 import ebank.ops.tables
 import ebank.payments.tables
 import ebank.receipts.tables
+import ebank.risk.tables
 import ebank.security.tables
 import ebank.standing.tables  # noqa: F401

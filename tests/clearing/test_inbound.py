@@ -30,6 +30,7 @@ from tests.clearing.support import (
     logged,
 )
 from tests.clearing.test_messages import BOMB
+from tests.payments.support import Payer, PaymentsBank
 from tests.support import STAFF, VAULT, Bank, code_of, race_two_writers, sound
 
 CENTRAL = clearing.CENTRAL_BANK
@@ -284,3 +285,19 @@ def test_a_return_of_a_transfer_we_never_sent_is_rejected(api: TestClient, bank:
     assert (report.status, report.reason, report.original_kind) == (
         "RJCT", "NOOR", "pacs.004.001.09")  # fmt: skip
     assert central(bank) == 0
+
+
+def test_money_in_from_another_bank_and_straight_out_of_a_new_account_is_held_for_review(
+    api: TestClient, bank: Bank
+) -> None:
+    """The mule pattern: risk control counts inbound credits, so the payment out is held."""
+    payments_bank = PaymentsBank(bank.writer, bank.engine, bank.clock)
+    onward = payments_bank.account(payments_bank.person(), funds=0)
+    bank.clock.advance(timedelta(days=60))  # the onward account is an old one
+    mule = Payer(payments_bank)  # the mule's is new
+    assert send(api, bank, account=mule.account.number, name=payments_bank.name_of(mule.account),
+                amount=6_000_00, e2e="E-MULE") == ("ACSC", None)  # fmt: skip
+    request = mule.request(onward, 5_000_00)
+    held = mule.paid(request, mule.sms(request))
+    assert held.status == "review"
+    assert bank.balance(onward) == 0

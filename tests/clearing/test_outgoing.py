@@ -33,7 +33,7 @@ from ebank.payments import service as payments
 from ebank.payments.models import PaymentView
 from tests.clearing.support import OURS, SECRET, answer_of, bank_app, deliver, logged
 from tests.clearing.test_house import Monotonic
-from tests.payments.test_transfers import Payer, PaymentsBank
+from tests.payments.support import Payer, PaymentsBank
 from tests.support import VAULT, sound
 
 YUAN = 100

@@ -28,7 +28,7 @@ from ebank.core.settings import Settings, get_settings
 from ebank.core.writer import Writer
 from ebank.payments import service as payments
 from tests.clearing.support import SECRET, bank_app
-from tests.payments.test_transfers import Payer, PaymentsBank
+from tests.payments.support import Payer, PaymentsBank
 from tests.support import VAULT, sound
 
 YUAN = 100

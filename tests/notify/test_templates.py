@@ -44,6 +44,11 @@ def typical(kind: str, locale: str) -> dict[str, str]:
         "memo": "工资",
         "payee": payee,
         "outcome": phrase("failed", locale, reason="可用余额不足，请存入资金或减少金额后重试"),
+        "reference": "W202611220000000042",
+        "period": "2026-11",
+        "paid": "120",
+        "paid_total": yuan(1_020_000_00),
+        "failed": "2",
         "reason": "可用余额不足，请存入资金或减少金额后重试"
         if kind == "scheduled.failed"
         else return_reason("BE01", locale),

@@ -8,134 +8,26 @@ from urllib.parse import parse_qs, urlparse
 
 import pyotp
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 
 from ebank.accounts.models import CustomerAccount
 from ebank.cards import service as cards
-from ebank.core.clock import FixedClock
 from ebank.core.errors import EbankError
-from ebank.core.settings import get_settings
 from ebank.core.tables import outbox_events
-from ebank.core.writer import Command, Writer
-from ebank.ledger import queries
+from ebank.core.writer import Command
 from ebank.payments import service as payments
-from ebank.payments.models import Confirmation, PaymentView, TransferRequest
-from ebank.payments.tables import payment_events
+from ebank.payments.models import Confirmation
 from ebank.security import certificates
-from ebank.security.service import Checked, enroll_token
+from ebank.security.service import enroll_token
+from tests.payments.support import OTHER_BANK, YUAN, Payer, PaymentsBank, refused
 from tests.security.test_certificates import csr_for, new_key, sign_challenge
 from tests.support import (
     STAFF,
     VAULT,
-    Bank,
     in_one_batch,
-    last_code,
     last_sms,
     sound,
 )
-
-YUAN = 100
-OTHER_BANK = "999200000025"
-
-
-class Payer:
-    """A customer enrolled online with a funded Type I account, paying through the service."""
-
-    def __init__(self, bank: Bank) -> None:
-        self.bank = bank
-        self.id = bank.person()
-        self.account = bank.account(self.id, funds=1_000_000 * YUAN)
-        bank.enrol(self.id)
-
-    def request(self, to: CustomerAccount | str, amount: int, **extra: object) -> TransferRequest:
-        payee = to if isinstance(to, str) else to.number
-        name = extra.pop("payee_name", None) or self.bank.name_of(to)
-        return TransferRequest(
-            customer_id=self.id, channel="online", from_account=self.account.number,
-            payee_account=payee, payee_name=name, amount=amount, **extra,  # type: ignore[arg-type]
-        )  # fmt: skip
-
-    def sms(self, request: TransferRequest) -> Confirmation:
-        """Ask for a code for this request and confirm with it, as the customer would."""
-        self.bank.writer.execute(payments.send_code(VAULT, request))
-        return Confirmation("sms", last_code(self.bank.engine))
-
-    def pay(
-        self, request: TransferRequest, confirmation: Confirmation | None = None, key: str = "k1"
-    ) -> Checked[int]:
-        return self.bank.writer.execute(
-            payments.transfer(VAULT, request, confirmation or Confirmation(), idempotency_key=key)
-        )
-
-    def paid(self, request: TransferRequest, confirmation: Confirmation | None = None,
-             key: str = "k1") -> PaymentView:  # fmt: skip
-        payment_id = self.pay(request, confirmation, key).value()
-        return self.bank.payment(self.id, payment_id)
-
-
-class PaymentsBank(Bank):
-    def name_of(self, account: CustomerAccount | str) -> str:
-        assert not isinstance(account, str), "give payee_name for an account elsewhere"
-        with self.engine.connect() as conn:
-            from ebank.customers.service import holder
-
-            return holder(conn, account.customer_id)[1]
-
-    def payment(self, customer: int, payment_id: int) -> PaymentView:
-        with self.engine.connect() as conn:
-            return payments.payment_of(conn, customer_id=customer, payment_id=payment_id)
-
-    def available(self, account: CustomerAccount) -> int:
-        with self.engine.connect() as conn:
-            from ebank.accounts.service import get_account
-
-            return get_account(conn, number=account.number).available
-
-    def ledger_balance(self, code: str) -> int:
-        with self.engine.connect() as conn:
-            return queries.get_account(conn, code=code).balance
-
-    def events(self, payment_id: int) -> list[str]:
-        with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    select(payment_events.c.status)
-                    .where(payment_events.c.payment_id == payment_id)
-                    .order_by(payment_events.c.id)
-                ).scalars()
-            )
-
-
-@pytest.fixture
-def bank(writer: Writer, engine: Engine, clock: FixedClock) -> PaymentsBank:
-    return PaymentsBank(writer, engine, clock)
-
-
-@pytest.fixture
-def alice(bank: PaymentsBank) -> Payer:
-    return Payer(bank)
-
-
-@pytest.fixture
-def bob(bank: PaymentsBank) -> CustomerAccount:
-    """Another customer's account at this bank, empty."""
-    return bank.account(bank.person(), funds=0)
-
-
-@pytest.fixture
-def clearing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Inter-bank transfers are available (a clearing house is configured)."""
-    monkeypatch.setattr(get_settings(), "clearing_url", "http://127.0.0.1:9")
-
-
-def refused(bank: PaymentsBank, payer: Payer, code: str, request: TransferRequest,
-            confirmation: Confirmation | None = None) -> None:  # fmt: skip
-    """The transfer is refused with `code` and nothing about the payer's money changed."""
-    before = bank.available(payer.account), bank.balance(payer.account)
-    with pytest.raises(EbankError) as caught:
-        payer.pay(request, confirmation, key=f"refused-{code}").value()
-    assert caught.value.code == code, caught.value
-    assert (bank.available(payer.account), bank.balance(payer.account)) == before
 
 
 # -- this bank, real time -------------------------------------------------------------------------
@@ -237,6 +129,7 @@ def test_the_factor_the_limits_service_requires_is_enforced(
 def test_a_certificate_signature_confirms_exactly_the_payment_signed(
     bank: PaymentsBank, alice: Payer, bob: CustomerAccount
 ) -> None:
+    bank.clock.advance(timedelta(days=31))  # Bob's account is no new one (risk control)
     key = new_key()
     bank.writer.execute(
         certificates.issue_certificate(

@@ -107,7 +107,7 @@ def test_start_returns_the_session_as_of_now(writer: Writer, clock: FixedClock) 
     customer = person(writer, 1)
     started = writer.execute(start(customer_id=customer, channel="mobile", device_hash=PHONE))
     assert started.session == Session(
-        started.session.id, customer, "mobile", clock.now(), clock.now()
+        started.session.id, customer, "mobile", clock.now(), clock.now(), device=PHONE
     )
 
 

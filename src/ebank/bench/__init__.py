@@ -2,6 +2,6 @@
 
 from types import ModuleType
 
-from ebank.bench import ledger, payments
+from ebank.bench import ledger, payments, risk
 
-SCENARIOS: dict[str, ModuleType] = {"ledger": ledger, "payments": payments}
+SCENARIOS: dict[str, ModuleType] = {"ledger": ledger, "payments": payments, "risk": risk}

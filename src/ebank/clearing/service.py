@@ -64,6 +64,9 @@ from ebank.ledger.models import reference
 from ebank.notify import notices
 from ebank.payments import service as payments
 from ebank.payments.tables import payments as payments_table
+from ebank.risk import service as risk
+from ebank.risk.models import Context as RiskContext
+from ebank.risk.models import payee_key
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +239,16 @@ def _credit(tx: Tx, vault: Vault, t: CreditTransfer, bank_code: str) -> tuple[st
             amount=t.amount, direction="in",
             balance=ledger.balance_in(tx, account.ledger_account_id),
             memo=t.remittance or t.debtor_name, at=tx.now,
+        )  # fmt: skip
+        # Money in from another bank is what a mule account receives before it pays out:
+        # risk control counts it (it is not scored: the sender's bank screened it).
+        risk.observe(
+            tx,
+            RiskContext(
+                event="payment", customer_id=None, channel="clearing", amount=t.amount,
+                payee=payee_key(ledger_account_id=account.ledger_account_id),
+                payee_account_id=account.ledger_account_id,
+            ),
         )  # fmt: skip
     return status, reason
 

@@ -434,6 +434,43 @@ CATALOGUE: dict[str, ErrorKind] = {
         "该账号在本批次中重复出现（第{first}行），本行不发放",
         "This account already appears in the batch (line {first}); this line is not paid",
     ),
+    "RISK_REJECTED": ErrorKind(
+        422,
+        "为保障您的资金安全，该笔交易已被拦截。如有疑问，请致电本行客服热线或携本人身份证件到网点咨询",
+        "For your safety this transaction has been stopped. If you have questions, call the "
+        "bank's hotline or visit a branch with your ID",
+    ),
+    # 422 like every refusal in the catalogue (an error is never a 2xx): not done *yet*. A
+    # service that holds a payment for review should rather answer the payment itself, with
+    # its status (201); this code is for answers that must be an error (an SMS reply).
+    "RISK_REVIEW": ErrorKind(
+        422,
+        "为保障您的资金安全，该笔交易需人工核实，资金已暂时冻结，核实结果将以短信通知您",
+        "For your safety this transaction is being reviewed; the money is held meanwhile and "
+        "you will be told the outcome by SMS",
+    ),
+    "RISK_RULE_NOT_FOUND": ErrorKind(404, "风控规则不存在", "Risk rule not found"),
+    "RISK_DECISION_NOT_FOUND": ErrorKind(404, "风控决策记录不存在", "Risk decision not found"),
+    "RISK_CASE_NOT_FOUND": ErrorKind(404, "风险案件不存在", "Risk case not found"),
+    "RISK_CASE_DECIDED": ErrorKind(
+        409, "该案件已处理（{status}），不能再操作", "The case was already decided ({status})"
+    ),
+    "RISK_CASE_ESCALATED": ErrorKind(409, "该案件已上报", "The case has already been escalated"),
+    "RISK_SAME_REVIEWER": ErrorKind(
+        403,
+        "上报的案件须由上报人以外的员工处理",
+        "An escalated case is decided by someone other than who escalated it",
+    ),
+    "RISK_LIST_ENTRY_NOT_FOUND": ErrorKind(404, "名单条目不存在", "Watch-list entry not found"),
+    "RISK_LIST_ENTRY_EXISTS": ErrorKind(
+        409, "该对象已在此名单中", "This is already on that watch list"
+    ),
+    "RISK_STEP_UP": ErrorKind(
+        422,
+        "为保障您的资金安全，本笔交易需使用动态口令或数字证书确认，请更换认证方式后重试",
+        "For your safety this payment must be confirmed with your token or certificate: "
+        "choose one of them and try again",
+    ),
     "NOT_FOUND": ErrorKind(404, "请求的地址不存在", "No such address"),
     "METHOD_NOT_ALLOWED": ErrorKind(
         405, "该地址不支持此操作", "This address does not allow that method"

@@ -22,8 +22,7 @@ import csv
 import hashlib
 import io
 import re
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -46,7 +45,7 @@ from ebank.customers import service as customers
 from ebank.customers.tables import customers as customer_table
 from ebank.ledger import service as ledger
 from ebank.ledger.models import reference
-from ebank.notify import delivery, notices
+from ebank.notify import notices
 from ebank.payments import service as payments
 from ebank.receipts import service as receipts
 from ebank.receipts.models import Receipt, ReceiptData
@@ -60,7 +59,6 @@ MAX_ROWS = 5_000
 # straight from the account (if the money is still there), never twice.
 HOLD_FOR = timedelta(days=7)
 SWEEP = 500  # rows a worker pass pays at most
-POLL_SECONDS = 5.0  # the demo app's loop, between passes that found nothing
 MEMO = "代发工资 payroll"
 _HEADERS = {
     "name": ("name", "姓名", "户名"),
@@ -523,19 +521,6 @@ def execute_due(writer: Writer, vault: Vault, *, limit: int = SWEEP) -> int:
     for batch_id in approved:
         writer.execute(_finish(vault, batch_id))
     return paid
-
-
-def start_paying(writer: Writer, vault: Vault) -> Callable[[], None]:
-    """Pay approved batches on a background thread (the demo app's; `ebank worker` runs
-    `execute_due` each minute instead); returns `stop`."""
-
-    def body(stop: threading.Event) -> None:
-        delivery.run_loop(
-            lambda limit: execute_due(writer, vault, limit=limit), stop,
-            poll_seconds=POLL_SECONDS, what="payroll",
-        )  # fmt: skip
-
-    return delivery.start(body, name="ebank-payroll")
 
 
 # -- what the enterprise and its employees see -------------------------------------------------

@@ -24,6 +24,9 @@ from ebank.core.writer import Command, Tx
 from ebank.customers import service as customers
 from ebank.enrolment.tables import channel_enrolments
 from ebank.limits import parameters
+from ebank.risk import service as risk
+from ebank.risk.models import BANK_RUN, Origin
+from ebank.risk.models import Context as RiskContext
 from ebank.security import service as security
 from ebank.security.service import Checked, CodeIssued, Verdict
 
@@ -240,10 +243,12 @@ def complete_self_enrolment(
 # -- the customer's own limits -------------------------------------------------------------------
 def set_limits(
     vault: Vault, *, customer_id: int, channel: str, daily_limit: int, per_payment_limit: int,
-    via: str, token_code: str | None = None,
+    via: str, token_code: str | None = None, origin: Origin = BANK_RUN,
 ) -> Command[Checked[Enrolment]]:  # fmt: skip
     """Change the agreed limits of a channel (asked `via` a channel, perhaps another): lower at
-    will; raise (up to the bank's maximum for how the customer enrolled) only with a token."""
+    will; raise (up to the bank's maximum for how the customer enrolled) only with a token,
+    and only if risk control does not stop it (RISK_REJECTED for a block or a hold for
+    review: a limit raised from a stolen phone is the fraudster's next step)."""
 
     def run(tx: Tx) -> Checked[Enrolment]:
         customers.holder(tx.conn, customer_id, lock=True)
@@ -261,6 +266,13 @@ def set_limits(
             ).fn(tx)
             if not verdict.ok:
                 return Checked(verdict)
+            seen = RiskContext(
+                event="limit_change", customer_id=customer_id, channel=via,
+                device=origin.device, ip=origin.ip, factor="token",
+            )  # fmt: skip
+            if risk.evaluate(tx, seen).outcome in ("block", "review"):
+                raise EbankError("RISK_REJECTED")
+            risk.observe(tx, seen)
         tx.conn.execute(
             channel_enrolments.update()
             .where(channel_enrolments.c.id == row["id"])

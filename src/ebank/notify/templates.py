@@ -44,8 +44,7 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "and refunded to your account ending {last4}.",
     ),
     "payroll.result": (
-        "贵单位{period}代发工资批次{reference}已处理：成功{paid}笔共¥{paid_total}，失败{failed}笔，"
-        "未付金额已解除冻结。【ebank】",
+        "{period}代发批次{reference}：成功{paid}笔¥{paid_total}，失败{failed}笔。【ebank】",
         "[ebank] Payroll batch {reference} for {period} is done: {paid} paid, CNY {paid_total} "
         "in all; {failed} failed, and what they held is available again.",
     ),

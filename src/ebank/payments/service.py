@@ -47,6 +47,10 @@ from ebank.payments.tables import SPEEDS, payment_events, payments
 from ebank.receipts import service as receipts
 from ebank.receipts.models import Receipt, ReceiptData
 from ebank.receipts.pdf import BANK_NAME
+from ebank.risk import cases as risk_cases
+from ebank.risk import service as risk
+from ebank.risk.models import BANK_RUN, Decision, Origin, payee_key
+from ebank.risk.models import Context as RiskContext
 from ebank.security import certificates
 from ebank.security.service import Checked, CodeIssued
 
@@ -66,6 +70,10 @@ _MEMOS = {
 }  # fmt: skip
 SWEEP = 500
 REVOCABLE = ("scheduled",)
+TRANSFER_KINDS = ("own", "intra", "interbank")
+STRONG_METHODS = ("token", "certificate")  # what risk control's step-up asks for
+REVIEW_FOR = timedelta(days=30)  # how long a payment held for review keeps its money held
+CASE_KIND = "payment"  # risk cases about payments held for review
 EXCEPTIONS = ("failed", "unknown", "returned")  # what the staff's queue shows
 STUCK_BILL_ATTEMPTS = 3  # a bill its biller has not confirmed after as many tries joins it
 _BANK_CODE = re.compile(r"[0-9]{12}")
@@ -275,22 +283,86 @@ class Debit:
     # False when completion is not yet final and the caller issues the receipt itself later
     # (a bill: when the biller confirms it).
     receipt: bool = True
+    origin: Origin = BANK_RUN
+    # Whether the customer is confirming it now (not a standing order's run, not a creditor's
+    # debit): only then can risk control ask for a stronger factor.
+    present: bool = True
+
+
+def payee_risk_key(conn: Connection, vault: Vault, account: str, bank: str | None) -> str:
+    """How risk control names a payee's account (`risk.models.payee_key`): one here by its
+    ledger id; another bank's, or a number we do not have, by a keyed hash."""
+    if bank is None:
+        try:
+            return payee_key(
+                ledger_account_id=accounts.get_account(conn, number=account).ledger_account_id
+            )
+        except EbankError:
+            bank = get_settings().bank_code
+    return payee_key(vault, bank=bank, account_number=account)
+
+
+def _screen(tx: Tx, vault: Vault, debit: Debit) -> tuple[Decision, RiskContext]:
+    """Ask risk control about a payment about to be booked. A block refuses it
+    (RISK_REJECTED); a step-up refuses one confirmed with less than a token or a certificate
+    (RISK_STEP_UP) when the customer is there to confirm again, and lets a run or a debit
+    made without them go; the decision is on record either way (`risk.service`). Delay and
+    review are for `record_payment` to honour."""
+    if debit.payee_bank is None:
+        payee = payee_key(ledger_account_id=debit.credit)
+    else:
+        payee = payee_key(vault, bank=debit.payee_bank, account_number=debit.payee_account)
+    paid_before = tx.conn.execute(
+        select(payments.c.id).where(
+            payments.c.customer_id == debit.customer_id,
+            payments.c.payee_account_hash
+            == vault.lookup_hash(debit.payee_account, purpose=PAYEE_PURPOSE),
+            payments.c.status.in_(("completed", "sending")),
+        ).limit(1)
+    ).first()  # fmt: skip
+    seen = RiskContext(
+        event="payment", customer_id=debit.customer_id, channel=debit.channel,
+        device=debit.origin.device, ip=debit.origin.ip, amount=debit.amount,
+        account_id=debit.payer.ledger_account_id, payee=payee,
+        payee_account_id=debit.credit if debit.payee_bank is None else None,
+        payee_is_new=debit.kind != "own" and paid_before is None, factor=debit.method or "",
+    )  # fmt: skip
+    decision = risk.evaluate(tx, seen)
+    if decision.outcome == "block":
+        raise EbankError("RISK_REJECTED")
+    if decision.outcome == "step_up" and debit.present and debit.method not in STRONG_METHODS:
+        raise EbankError("RISK_STEP_UP")
+    return decision, seen
 
 
 def record_payment(tx: Tx, vault: Vault, debit: Debit) -> int:
     """Book a payment: its row, the money posted (or, deferred, held until due), its first
     event, announced and audited. The caller has checked the factor and asked the limits; a
-    ledger refusal about the payee's account says only that it cannot take the money."""
+    ledger refusal about the payee's account says only that it cannot take the money.
+
+    Risk control is asked first (`_screen`): a transfer it delays is sent as a 24-hour
+    delayed one; one it holds for review waits, its money held, in status `review` until a
+    case decides it (`risk.cases`). Other payments it would delay go ahead, and one it would
+    hold is refused (RISK_REJECTED): only a transfer can wait."""
+    decision, seen = _screen(tx, vault, debit)
+    transfer = debit.kind in TRANSFER_KINDS
+    review = decision.outcome == "review"
+    if review and not transfer:
+        raise EbankError("RISK_REJECTED")
+    speed = debit.speed
+    if decision.outcome == "delay" and transfer and speed == "realtime":
+        speed = "delayed"
     payment_id = tx.new_id("payments")
-    due_at = _due(debit.speed, tx.now)
+    due_at = _due(speed, tx.now)
     payer = debit.payer.ledger_account_id
     hold_id = entry_id = None
-    if due_at > tx.now:
+    if due_at > tx.now or review:
+        until = max(due_at, tx.now + REVIEW_FOR) if review else due_at
         hold_id = ledger.place_hold(
-            tx, account_id=payer, amount=debit.amount, expires_at=due_at + HOLD_GRACE,
+            tx, account_id=payer, amount=debit.amount, expires_at=until + HOLD_GRACE,
             memo=f"待发 {reference('P', payment_id, tx.now)}",
         ).id  # fmt: skip
-        status = "scheduled"
+        status = "review" if review else "scheduled"
     else:
         try:
             entry_id = ledger.transfer(
@@ -308,7 +380,7 @@ def record_payment(tx: Tx, vault: Vault, debit: Debit) -> int:
         payee_account_masked=mask_card(debit.payee_account), payee_name=debit.payee_name,
         payee_bank=debit.payee_bank,
         payee_account_id=None if debit.payee is None else debit.payee.id,
-        amount=debit.amount, currency=debit.currency, speed=debit.speed, memo=debit.memo,
+        amount=debit.amount, currency=debit.currency, speed=speed, memo=debit.memo,
         method=debit.method, status=status, due_at=due_at, hold_id=hold_id,
         entry_id=entry_id, created_at=tx.now,
     )  # fmt: skip
@@ -322,15 +394,24 @@ def record_payment(tx: Tx, vault: Vault, debit: Debit) -> int:
     audit.record(
         tx, actor=actor, action=f"payment.{debit.kind}", subject=f"payment:{payment_id}",
         channel=debit.channel,
-        detail={"amount": debit.amount, "speed": debit.speed, "method": debit.method,
-                "status": status},
+        detail={"amount": debit.amount, "speed": speed, "method": debit.method,
+                "status": status, "risk": decision.id},
     )  # fmt: skip
+    if review:  # not counted: a case decides whether it happens
+        risk_cases.open_case(
+            tx, decision, kind=CASE_KIND, subject_id=payment_id, customer_id=debit.customer_id
+        )
+    else:
+        risk.observe(tx, seen)
     return payment_id
 
 
-def pay(tx: Tx, vault: Vault, resolved: Resolved, confirmation: Confirmation) -> int:
-    """Ask the limits and book a resolved transfer whose factor was checked (now, or when a
-    standing order was set up); its payment id."""
+def pay(
+    tx: Tx, vault: Vault, resolved: Resolved, confirmation: Confirmation,
+    origin: Origin = BANK_RUN, *, present: bool = True,
+) -> int:  # fmt: skip
+    """Ask the limits and book a resolved transfer whose factor was checked now (`present`)
+    or when a standing order was set up; its payment id."""
     r, payee = resolved.request, resolved.payee
     limits.authorise(tx, limits_payment(resolved, confirmation))
     credit = ledger.account_id_of(tx, CLEARING) if payee is None else payee.ledger_account_id
@@ -341,6 +422,7 @@ def pay(tx: Tx, vault: Vault, resolved: Resolved, confirmation: Confirmation) ->
             payer=resolved.payer, payee_account=r.payee_account, payee_name=r.payee_name,
             amount=r.amount, credit=credit, payee=payee, payee_bank=r.payee_bank,
             speed=r.speed, memo=r.memo, method=confirmation.method, currency=r.currency,
+            origin=origin, present=present,
         ),
     )  # fmt: skip
 
@@ -351,9 +433,11 @@ def transfer(
     confirmation: Confirmation,
     *,
     idempotency_key: str,
+    origin: Origin = BANK_RUN,
 ) -> Command[Checked[int]]:
-    """Make the transfer once per idempotency key: check the factor, ask the limits service,
-    move or hold the money. Its answer is the payment's id (`payment_of` shows it)."""
+    """Make the transfer once per idempotency key: check the factor, ask the limits service
+    and risk control, move or hold the money. Its answer is the payment's id (`payment_of`
+    shows it)."""
     pin = confirm.pin_check(request.customer_id, confirmation)
 
     def run(tx: Tx) -> Checked[int]:
@@ -361,7 +445,7 @@ def transfer(
         verdict = confirm.check(tx, vault, confirming(resolved), confirmation, pin)
         if not verdict.ok:
             return Checked(verdict)
-        return Checked(verdict, pay(tx, vault, resolved, confirmation))
+        return Checked(verdict, pay(tx, vault, resolved, confirmation, origin))
 
     key = fingerprint(
         op="transfer", customer=request.customer_id, channel=request.channel,
@@ -476,6 +560,35 @@ def revoke(*, customer_id: int, payment_id: int, channel: str) -> Command[int]:
     return Command(run)
 
 
+def _release_reviewed(tx: Tx, payment_id: int, actor: str) -> None:
+    """Risk control let a held transfer go: it is due now, and the next sweep
+    (`execute_due`) sends it from its hold."""
+    row = _locked(tx, payment_id)
+    if row["status"] == "review":
+        _record(tx, payment_id, "scheduled", actor, due_at=tx.now)
+
+
+def _reject_reviewed(tx: Tx, payment_id: int, actor: str) -> None:
+    """Risk control stopped a held transfer: its money is available again. The case tells
+    the customer."""
+    row = _locked(tx, payment_id)
+    if row["status"] == "review":
+        _release(tx, row["hold_id"])
+        _record(tx, payment_id, "failed", actor, failure_code="RISK_REJECTED")
+
+
+def _release(tx: Tx, hold_id: int) -> None:
+    """Give a deferred payment's held money back, unless its hold ran out on its own."""
+    try:
+        ledger.release_hold(tx, hold_id=hold_id)
+    except EbankError as error:
+        if error.code != "HOLD_NOT_PENDING":
+            raise
+
+
+risk_cases.register(CASE_KIND, release=_release_reviewed, reject=_reject_reviewed)
+
+
 def _send_scheduled(vault: Vault, payment_id: int) -> Command[bool]:
     """Capture a due transfer's hold to its payee; False when it is no longer due."""
 
@@ -514,11 +627,7 @@ def _fail_scheduled(vault: Vault, payment_id: int, code: str) -> Command[None]:
         row = _locked(tx, payment_id)
         if row["status"] != "scheduled":
             return
-        try:
-            ledger.release_hold(tx, hold_id=row["hold_id"])
-        except EbankError as error:
-            if error.code != "HOLD_NOT_PENDING":  # it ran out on its own: nothing to release
-                raise
+        _release(tx, row["hold_id"])
         _record(tx, payment_id, "failed", "system", failure_code=code)
         _tell_result(tx, vault, row, EbankError(code))
 

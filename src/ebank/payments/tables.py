@@ -21,7 +21,9 @@ from ebank.core.tables import ID, UTC_TIME, one_of
 
 KINDS = ("own", "intra", "interbank", "bill", "payroll", "debit")
 SPEEDS = ("realtime", "normal", "next_day", "delayed")
-STATUSES = ("scheduled", "sending", "unknown", "completed", "failed", "revoked", "returned")
+STATUSES = (
+    "scheduled", "sending", "unknown", "completed", "failed", "revoked", "returned", "review",
+)  # fmt: skip
 
 
 payments = Table(

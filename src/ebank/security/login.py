@@ -31,6 +31,8 @@ from ebank.core.writer import Command, Tx
 from ebank.customers import service as customers
 from ebank.customers.models import Kind
 from ebank.enrolment import service as enrolment
+from ebank.risk import service as risk
+from ebank.risk.models import Context as RiskContext
 from ebank.security import devices, sessions
 from ebank.security import service as security
 from ebank.security.service import LOGIN_PURPOSE, Checked, Verdict
@@ -169,15 +171,27 @@ def _bind_device(
     return verdict
 
 
+def _screen(tx: Tx, seen: RiskContext) -> None:
+    """Ask risk control about a login whose factors passed. A block or a hold for review
+    refuses it (RISK_REJECTED): a login cannot wait; a step-up refuses one finished with an
+    SMS code (RISK_STEP_UP: use the token). The decision stays on record either way."""
+    outcome = risk.evaluate(tx, seen).outcome
+    if outcome in ("block", "review"):
+        raise EbankError("RISK_REJECTED")
+    if outcome == "step_up" and seen.factor != "token":
+        raise EbankError("RISK_STEP_UP")
+
+
 def complete(
     vault: Vault, *, challenge: str, factor: str, code: str, device: str = "",
-    device_name: str | None = None,
+    device_name: str | None = None, ip: str = "",
 ) -> Command[Checked[sessions.Started]]:  # fmt: skip
     """Step two: check the second factor against the challenge and open the session.
 
     The challenge is used once, from the device that began it, before it expires; otherwise
     the login has to start again (SESSION_EXPIRED). An unbound mobile device is bound here,
-    with the SMS code sent for it and the same `device_name`.
+    with the SMS code sent for it and the same `device_name`. Risk control has the last word
+    (`_screen`), and learns of the login from `ip`, the caller's address.
     """
 
     def run(tx: Tx) -> Checked[sessions.Started]:
@@ -211,11 +225,17 @@ def complete(
             .values(used_at=tx.now)
         )
         seen_from = devices.device_hash(vault, device) if device else ""
+        seen = RiskContext(
+            event="login", customer_id=customer_id, channel=channel, device=seen_from, ip=ip,
+            factor=factor,
+        )  # fmt: skip
+        _screen(tx, seen)
         started = sessions.start(
             customer_id=customer_id, channel=channel, device_hash=seen_from
         ).fn(tx)
         if device:
             devices.note_login(tx, vault, customer_id=customer_id, channel=channel, device=device)
+        risk.observe(tx, seen)
         return Checked(verdict, started)
 
     return Command(run)

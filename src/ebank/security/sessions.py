@@ -51,6 +51,7 @@ class Session:
     last_seen_at: datetime
     staff_id: int | None = None
     operator_id: int | None = None  # an enterprise's operator, acting for customer_id
+    device: str = ""  # the keyed hash of the device it was opened from, or ""
 
     @property
     def holder(self) -> str:
@@ -256,4 +257,5 @@ def _view(row: Any) -> Session:
         as_utc(row["last_seen_at"]),
         row["staff_id"],
         row["operator_id"],
+        row["device"],
     )

@@ -284,7 +284,7 @@ def debit(
             payments.Debit(
                 customer_id=row["customer_id"], channel=DEBIT_CHANNEL, kind="debit", payer=payer,
                 payee_account=payee_account, payee_name=payee_name, amount=amount, credit=credit,
-                payee=payee, memo=f"代扣 {reference}"[: payments.MEMO_MAX],
+                payee=payee, memo=f"代扣 {reference}"[: payments.MEMO_MAX], present=False,
             ),
         )  # fmt: skip
         debit_id = tx.new_id("direct_debits")

@@ -260,7 +260,7 @@ def run_occurrence(vault: Vault, order_id: int) -> Command[bool]:
             return False
         resolved = _resolve(tx.conn, vault, _request_of(tx, row))
         confirmed = Confirmation(row["method"], large_confirmed=row["large_confirmed"])
-        payment_id = payments.pay(tx, vault, resolved, confirmed)
+        payment_id = payments.pay(tx, vault, resolved, confirmed, present=False)
         _advance(tx, row, payment_id=payment_id, failure_code=None)
         return True
 

@@ -21,6 +21,9 @@ from ebank.core.writer import Command, Idempotency, Tx, fingerprint
 from ebank.customers import service as customers
 from ebank.payments import service as payments
 from ebank.payments.models import TransferRequest
+from ebank.risk import service as risk
+from ebank.risk.models import BANK_RUN, Origin
+from ebank.risk.models import Context as RiskContext
 from ebank.security import service as security
 from ebank.security.service import Checked, CodeIssued
 from ebank.standing.models import PayeeView
@@ -95,9 +98,13 @@ def add(
     alias: str = "",
     code: str,
     idempotency_key: str,
+    origin: Origin = BANK_RUN,
 ) -> Command[Checked[int]]:
     """Add a payee with the code sent for it, once per idempotency key; its id. A payee
-    already in the book (same account and bank) is PAYEE_ENTRY_EXISTS, and spends no code."""
+    already in the book (same account and bank) is PAYEE_ENTRY_EXISTS, and spends no code.
+    Risk control is asked once the code passed: a block or a hold for review refuses the
+    payee (RISK_REJECTED); its other outcomes let it in, since payments to it are scored
+    again, and a new payee is a signal there."""
 
     def run(tx: Tx) -> Checked[int]:
         d = _details(customer_id, account, name, bank)
@@ -121,6 +128,14 @@ def add(
         ).fn(tx)  # fmt: skip
         if not verdict.ok:
             return Checked(verdict)
+        seen = RiskContext(
+            event="payee_add", customer_id=customer_id, channel=channel, device=origin.device,
+            ip=origin.ip, payee=payments.payee_risk_key(tx.conn, vault, d.payee_account,
+                                                        d.payee_bank),
+            payee_is_new=True, factor="sms",
+        )  # fmt: skip
+        if risk.evaluate(tx, seen).outcome in ("block", "review"):
+            raise EbankError("RISK_REJECTED")
         payee_id = tx.new_id("payees")
         masked = mask_card(d.payee_account)
         tx.conn.execute(
@@ -135,6 +150,7 @@ def add(
             tx, actor=f"customer:{customer_id}", action="payee.add", subject=f"payee:{payee_id}",
             channel=channel, detail={"account": masked, "bank": d.payee_bank},
         )  # fmt: skip
+        risk.observe(tx, seen)
         return Checked(verdict, payee_id)
 
     asked = fingerprint(

@@ -20,10 +20,11 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ebank.channels.api.common import read, write
+from ebank.channels.api.common import client_address, read, write
 from ebank.core.errors import EbankError
 from ebank.corporate import operators
 from ebank.ops import staff
+from ebank.risk.models import Origin
 from ebank.security import sessions
 
 customer_bearer = HTTPBearer(
@@ -46,6 +47,13 @@ class CustomerPrincipal:
     customer_id: int
     session_id: int
     channel: str  # online | mobile
+    device: str = ""  # the keyed hash of the device the session was opened from
+    ip: str = ""  # the caller's address, as this request came
+
+    @property
+    def origin(self) -> Origin:
+        """Where the request came from, for risk control."""
+        return Origin(self.device, self.ip)
 
     @property
     def actor(self) -> str:
@@ -87,7 +95,9 @@ async def current_customer(
     session = await _session(request, credentials)
     if session.customer_id is None or session.operator_id is not None:
         raise EbankError("FORBIDDEN")
-    return CustomerPrincipal(session.customer_id, session.id, session.channel)
+    return CustomerPrincipal(
+        session.customer_id, session.id, session.channel, session.device, client_address(request)
+    )
 
 
 async def current_operator(

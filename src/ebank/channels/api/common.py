@@ -40,6 +40,11 @@ DeviceId = Annotated[
 ]  # fmt: skip
 
 
+def client_address(request: Request) -> str:
+    """The caller's IP address as the connection shows it (what risk control keys on)."""
+    return request.client.host[:45] if request.client else ""
+
+
 async def read(request: Request, fn: Callable[[Connection], T]) -> T:
     """Run a read on its own connection, in a worker thread so the event loop stays free."""
 

@@ -15,7 +15,7 @@ from ebank.accounts import service as accounts
 from ebank.accounts.models import CustomerAccount
 from ebank.cards import service as cards
 from ebank.channels.api.auth import CustomerPrincipal, current_customer
-from ebank.channels.api.common import DeviceId, ObjectId, read, vault_of, write
+from ebank.channels.api.common import DeviceId, ObjectId, client_address, read, vault_of, write
 from ebank.channels.api.schemas import (
     ERRORS,
     AccountOut,
@@ -82,7 +82,7 @@ async def complete_login(request: Request, body: VerifyIn, device: DeviceId = ""
         request,
         login.complete(
             vault_of(request), challenge=body.challenge, factor=body.factor, code=body.code,
-            device=device, device_name=body.device_name,
+            device=device, device_name=body.device_name, ip=client_address(request),
         ),
     )  # fmt: skip
     return TokenOut(**handed_over(step.value()))

@@ -94,7 +94,7 @@ async def set_my_limits(request: Request, me: Me, channel: Channel, body: Limits
         enrolment.set_limits(
             vault_of(request), customer_id=me.customer_id, channel=channel,
             daily_limit=parse_minor(body.daily_limit), token_code=body.token_code, via=me.channel,
-            per_payment_limit=parse_minor(body.per_payment_limit),
+            per_payment_limit=parse_minor(body.per_payment_limit), origin=me.origin,
         ),
     )  # fmt: skip
     changed = done.value()

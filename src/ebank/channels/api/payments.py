@@ -119,7 +119,9 @@ class PaymentOut(BaseModel):
     id: int
     reference: str = Field(description="What to quote to the bank")
     kind: str
-    status: Literal["scheduled", "sending", "unknown", "completed", "failed", "revoked", "returned"]
+    status: Literal[
+        "scheduled", "sending", "unknown", "completed", "failed", "revoked", "returned", "review"
+    ] = Field(description="review: held by risk control until staff decide (the money is held)")
     channel: str
     from_account: str
     payee_account: str = Field(description="Masked")
@@ -190,7 +192,11 @@ async def make_transfer(
     made = await write(
         request,
         payments.transfer(
-            vault_of(request), body.request(me), body.confirmation(), idempotency_key=key
+            vault_of(request),
+            body.request(me),
+            body.confirmation(),
+            idempotency_key=key,
+            origin=me.origin,
         ),
     )
     payment_id = made.value()

@@ -129,6 +129,7 @@ async def add_payee(request: Request, me: Me, body: NewPayeeIn, key: Idempotency
         payees.add(
             vault, customer_id=me.customer_id, channel=me.channel, account=body.account,
             name=body.name, bank=body.bank, alias=body.alias, code=body.code, idempotency_key=key,
+            origin=me.origin,
         ),
     )  # fmt: skip
     payee_id = added.value()
