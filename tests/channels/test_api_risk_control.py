@@ -21,7 +21,9 @@ from tests.channels.api_support import (
     begin,
     customer,
     login,
+    member,
     sms_codes,
+    staff_login,
     token_code,
     verify,
 )
@@ -131,3 +133,23 @@ def test_a_limit_raise_risk_control_blocks_changes_nothing(
     assert raised.json()["code"] == "RISK_REJECTED"
     assert api.get(f"{API}/me/enrolments", headers=me).json() == before
     assert ("limit_change", "block") in outcomes(engine, person.id)
+
+
+def test_a_teller_changes_a_mobile_number_and_the_old_one_logs_in_no_more(
+    api: TestClient, writer: Writer, engine: Engine, clock: FixedClock
+) -> None:
+    person = customer(writer, 1, enrolled=ONLINE)
+    member(writer, "teller1", "teller")
+    member(writer, "admin1", "admin")
+    path = f"{API}/staff/customers/{person.id}/mobile"
+    admin = api.put(
+        path, json={"mobile": "13912340000"}, headers=bearer(staff_login(api, "admin1"))
+    )
+    assert admin.status_code == 403
+    changed = api.put(
+        path, json={"mobile": "13912340000"}, headers=bearer(staff_login(api, "teller1"))
+    )
+    assert (changed.status_code, changed.json()["mobile_masked"]) == (200, "139****0000")
+    assert begin(api, person.mobile).json()["code"] == "AUTH_FAILED"  # the old number names no one
+    assert begin(api, "13912340000").status_code == 200
+    assert ("phone_change", "allow") in outcomes(engine, person.id)
