@@ -274,7 +274,9 @@ def test_several_processes_sharing_one_database_conserve_money(db_url, writer, e
     book = open_load_accounts(writer, [2_000_00] * 3 + [30_00] * 5 + [0] * 2, prefix="P")
     before = _count(engine)
     # Two of the three run the same seed: the same keys with the same parameters, racing.
-    workers = [spawn(db_url, book.customers, transfers=400, seed=seed) for seed in (1, 2, 2)]
+    # Enough transfers that the processes overlap however unevenly a loaded machine starts
+    # them (each takes a second or so just to import).
+    workers = [spawn(db_url, book.customers, transfers=1500, seed=seed) for seed in (1, 2, 2)]
     acked: list[Acked] = []
     for proc in workers:
         out, err = proc.communicate(timeout=150)
