@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 
 from ebank.core import audit
 from ebank.core.clock import as_utc
-from ebank.core.errors import EbankError
+from ebank.core.errors import EbankError, checked_text
 from ebank.core.writer import Command, Tx
 from ebank.ops.tables import approval_decisions, approval_requests
 
@@ -48,12 +48,6 @@ class Approval:
     note: str | None
 
 
-def _text(value: object, what: str, limit: int) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise EbankError("INVALID_INPUT", reason=f"{what} is 1-{limit} characters")
-    return value.strip()
-
-
 def propose(
     action: str, params: dict[str, Any], *, reason: str, maker: str, channel: str = "console"
 ) -> Command[int]:
@@ -69,8 +63,8 @@ def propose(
                 action=action,
                 subject=subject,
                 params=json.dumps(params, sort_keys=True),
-                reason=_text(reason, "a reason", 500),
-                maker=_text(maker, "the maker", 128),
+                reason=checked_text(reason, "a reason", 500),
+                maker=checked_text(maker, "the maker", 128),
                 made_at=tx.now,
             )
         ).inserted_primary_key[0]
@@ -107,7 +101,7 @@ _VERBS = {"approved": "approve", "rejected": "reject"}  # for the audit's action
 
 
 def _decide(tx: Tx, request: Any, outcome: str, checker: str, note: str, channel: str) -> None:
-    checker = _text(checker, "the checker", 128)
+    checker = checked_text(checker, "the checker", 128)
     if checker == request["maker"]:
         raise EbankError("SAME_MAKER_AND_CHECKER")
     tx.conn.execute(
@@ -150,7 +144,7 @@ def reject(request_id: int, *, checker: str, note: str, channel: str = "console"
 
     def run(tx: Tx) -> None:
         request = _pending(tx, request_id)
-        _decide(tx, request, "rejected", checker, _text(note, "a note", 500), channel)
+        _decide(tx, request, "rejected", checker, checked_text(note, "a note", 500), channel)
 
     return Command(run)
 

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from ebank.core import audit
-from ebank.core.errors import EbankError
+from ebank.core.errors import EbankError, checked_text
 from ebank.core.writer import Command, Tx
 from ebank.ops import approvals
 from ebank.ops.tables import approval_decisions, approval_requests
@@ -129,14 +129,6 @@ DEFAULTS = {rule.code: rule for rule in DEFAULT_RULES}
 
 
 # -- checking what staff propose --------------------------------------------------------------
-def _text(value: object, what: str, limit: int) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise EbankError("INVALID_INPUT", reason=f"{what} is 1-{limit} characters")
-    if not value.isprintable():
-        raise EbankError("INVALID_INPUT", reason=f"{what} is printable text")
-    return value.strip()
-
-
 def _flag(value: object, what: str) -> bool:
     if type(value) is not int or value not in (0, 1):
         raise EbankError("INVALID_INPUT", reason=f"{what} is 0 or 1")
@@ -162,8 +154,8 @@ def rule_of(params: dict[str, Any]) -> Rule:
     expression = params["expression"]
     compile_rule(expression, VOCABULARY)
     return Rule(
-        code, _text(params["description_zh"], "the Chinese description", 200),
-        _text(params["description_en"], "the English description", 200),
+        code, checked_text(params["description_zh"], "the Chinese description", 200),
+        checked_text(params["description_en"], "the English description", 200),
         expression.strip(), score, outcome, _flag(params["enabled"], "enabled"),
         _flag(params["shadow"], "shadow"),
     )  # fmt: skip
