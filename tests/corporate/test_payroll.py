@@ -72,6 +72,10 @@ class Payroll:
         with self.engine.connect() as conn:
             return payroll.batch_of(conn, customer_id=self.enterprise, batch_id=batch)
 
+    def batch_ids(self) -> list[int]:
+        with self.engine.connect() as conn:
+            return sorted(b.id for b in payroll.batches_of(conn, customer_id=self.enterprise))
+
     def balance(self, account: CustomerAccount) -> int:
         return self.bank.balance(account)
 
@@ -277,6 +281,19 @@ def test_a_row_is_paid_straight_from_the_account_after_the_hold_ran_out(p: Payro
     p.clock.advance(payroll.HOLD_FOR)
     assert payroll.execute_due(p.writer, VAULT) == 1
     assert p.balance(p.staff[0]) == 100_00 and p.balance(p.account) == 1_000_000_00 - 100_00
+
+
+def test_rows_paid_after_the_hold_ran_out_are_not_refused_for_the_money_it_still_held(
+    p: Payroll,
+) -> None:
+    """Before the hold sweep has released it, the run-out hold still sets the money aside:
+    the row releases it, then pays from the account."""
+    p.approved("600000.00", "300000.00")
+    p.clock.advance(payroll.HOLD_FOR)
+    assert payroll.execute_due(p.writer, VAULT) == 2
+    assert [p.balance(a) for a in p.staff[:2]] == [600_000_00, 300_000_00]
+    assert p.balance(p.account) == 100_000_00 and p.held() == 0
+    assert p.batch(p.batch_ids()[-1]).status == "completed"
 
 
 def test_a_file_with_a_formula_in_a_name_comes_back_as_text(p: Payroll) -> None:

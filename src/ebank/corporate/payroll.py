@@ -418,6 +418,8 @@ def _pay_row(vault: Vault, row_id: int) -> Command[bool]:
             except EbankError as error:
                 if error.code not in ("HOLD_EXPIRED", "HOLD_NOT_PENDING"):
                     raise
+                if error.code == "HOLD_EXPIRED":  # still set aside until released: release it
+                    ledger.release_hold(tx, hold_id=batch["hold_id"])
                 entry = ledger.transfer(
                     tx, debit=payer.ledger_account_id, credit=payee.ledger_account_id,
                     amount=row["amount"], memo=memo,
