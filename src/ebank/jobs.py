@@ -54,24 +54,25 @@ def process_writer() -> Writer:
         return _writer
 
 
-def release_expired_holds(writer: Writer) -> int:
-    """Give expired holds back to their accounts' available balance; how many were expired."""
+def _in_chunks(writer: Writer, chunk: Command[int]) -> int:
+    """Run a command that deals with up to SWEEP_CHUNK rows until one deals with fewer; how
+    many rows in all."""
     total = 0
     while True:
-        done = writer.execute(ledger.command(lambda tx: ledger.expire_holds(tx, limit=SWEEP_CHUNK)))
+        done = writer.execute(chunk)
         total += done
         if done < SWEEP_CHUNK:
             return total
+
+
+def release_expired_holds(writer: Writer) -> int:
+    """Give expired holds back to their accounts' available balance; how many were expired."""
+    return _in_chunks(writer, ledger.command(lambda tx: ledger.expire_holds(tx, limit=SWEEP_CHUNK)))
 
 
 def purge_risk_aggregates(writer: Writer) -> int:
     """Drop the risk counters no window reaches any more; how many rows."""
-    total = 0
-    while True:
-        done = writer.execute(Command(lambda tx: aggregates.purge(tx, limit=SWEEP_CHUNK)))
-        total += done
-        if done < SWEEP_CHUNK:
-            return total
+    return _in_chunks(writer, Command(lambda tx: aggregates.purge(tx, limit=SWEEP_CHUNK)))
 
 
 def forget_old_idempotency_keys(writer: Writer, retention: timedelta) -> int:
@@ -95,12 +96,7 @@ def _purge(writer: Writer, table: Table, where: ColumnElement[bool]) -> int:
     def run(tx: Tx) -> int:
         return int(tx.conn.execute(delete(table).where(key.in_(chunk))).rowcount or 0)
 
-    total = 0
-    while True:
-        done = writer.execute(Command(run))
-        total += done
-        if done < SWEEP_CHUNK:
-            return total
+    return _in_chunks(writer, Command(run))
 
 
 def purge_spent_security_rows(writer: Writer, now: datetime) -> dict[str, int]:

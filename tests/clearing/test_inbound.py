@@ -20,6 +20,7 @@ from ebank.core.clock import FixedClock
 from ebank.core.tables import audit_log, outbox_events
 from ebank.core.writer import Writer
 from ebank.ledger import queries
+from ebank.payments import service as payments
 from tests.clearing.support import (
     OURS,
     SECRET,
@@ -33,7 +34,7 @@ from tests.clearing.test_messages import BOMB
 from tests.payments.support import Payer, PaymentsBank
 from tests.support import STAFF, VAULT, Bank, code_of, race_two_writers, sound
 
-CENTRAL = clearing.CENTRAL_BANK
+CENTRAL = payments.CENTRAL_BANK
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from ebank.customers.identity import (
     credit_code,
     mobile,
     resident_id,
+    same_name,
 )
 
 TODAY = date(2026, 11, 23)
@@ -334,3 +335,10 @@ def test_every_eleven_digit_mobile_from_13_to_19_is_accepted(second: str, rest: 
     number = "1" + second + rest
     assert mobile(number) == number
     assert mobile("+86 " + number) == number
+
+
+def test_names_match_whatever_the_spaces_but_nothing_else() -> None:
+    assert same_name("李雷", " 李　雷 ")
+    assert same_name("Simulated Corp", "SimulatedCorp")
+    assert not same_name("李雷", "李蕾")
+    assert not same_name("Simulated Corp", "simulated corp")

@@ -43,7 +43,7 @@ from ebank.bills.tables import billers as billers_table
 from ebank.core import audit, outbox
 from ebank.core.clock import Clock, as_utc
 from ebank.core.crypto import Vault, mask_phone
-from ebank.core.errors import EbankError
+from ebank.core.errors import EbankError, checked_text
 from ebank.core.money import MAX_MINOR, format_minor
 from ebank.core.writer import Command, Idempotency, Tx, Writer, fingerprint
 from ebank.customers import service as customers
@@ -97,13 +97,11 @@ def _biller(row: Any) -> Biller:
 
 
 def _name(value: object, what: str) -> str:
-    if not isinstance(value, str):
-        raise EbankError("INVALID_INPUT", reason=f"{what} is text")
-    value = value.strip()
+    name = checked_text(value, what, NAME_MAX)
     # It is the payee's name a certificate signs, where "=" would forge a field.
-    if not 0 < len(value) <= NAME_MAX or not value.isprintable() or "=" in value:
+    if "=" in name:
         raise EbankError("INVALID_INPUT", reason=f"{what} is 1-{NAME_MAX} printable characters")
-    return value
+    return name
 
 
 def register_biller(

@@ -57,16 +57,15 @@ from ebank.clearing.messages import (
     StatusReport,
     StatusRequest,
     parse,
-    same_name,
     sign,
     verify,
 )
 from ebank.core.clock import Clock, SystemClock
 from ebank.core.errors import EbankError
 from ebank.core.money import format_minor, parse_minor
+from ebank.customers.identity import same_name
 
 SIM_BANK = "999200000025"
-SIM_BANK_NAME = "模拟银行 / Simulated Bank"
 BANK_INBOUND_PATH = "/api/v1/clearing/messages"  # where a participant takes our messages
 PENDING_STATUS = "ACSP"
 

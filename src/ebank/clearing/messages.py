@@ -45,24 +45,6 @@ PENDING = ("ACSP", "PDNG")  # accepted, settlement in process / pending: ask aga
 REJECTED = "RJCT"
 STATUSES = (SETTLED, *PENDING, REJECTED)
 
-# The ISO reason codes either side sends (ExternalStatusReason / ExternalReturnReason).
-REASONS: dict[str, tuple[str, str]] = {
-    "AC01": ("收款账号有误", "incorrect account number"),
-    "AC04": ("收款账户已销户", "account closed"),
-    "AC06": ("收款账户已冻结或止付", "account blocked (frozen or suspended)"),
-    "AG01": ("该账户不能办理此交易", "transaction forbidden on this kind of account"),
-    "AGNT": ("收款行有误", "incorrect agent: the creditor's bank is not this one"),
-    "AM02": ("金额超过收款账户允许的上限", "amount above what the account may receive"),
-    "AM03": ("币种不被接受", "currency not allowed"),
-    "AM04": ("余额不足", "insufficient funds"),
-    "AM05": ("重复报文", "duplication: the same end-to-end id with other contents"),
-    "AM09": ("退回金额与原交易不符", "amount not the one of the original transaction"),
-    "BE01": ("收款人户名与账号不符", "creditor name does not match the account"),
-    "FF01": ("报文格式有误", "invalid message format"),
-    "MS03": ("收款行未说明原因", "reason not specified by the agent"),
-    "NOOR": ("原交易不存在", "original transaction never received"),
-}
-
 TIMESTAMP_HEADER = "X-Clearing-Timestamp"
 SIGNATURE_HEADER = "X-Clearing-Signature"
 MAX_AGE = timedelta(minutes=5)
@@ -123,12 +105,6 @@ def _check_reason(reason: object, status: str | None) -> None:
         raise invalid("a reason is a 4-character ISO code")
     if status == REJECTED and reason is None:
         raise invalid("a rejection carries its reason")
-
-
-def same_name(a: str, b: str) -> bool:
-    """A creditor name against the account holder's, as the scheme compares them: spaces
-    (full-width ones too) do not count, everything else does."""
-    return "".join(a.split()) == "".join(b.split())
 
 
 # -- the messages -------------------------------------------------------------------------------

@@ -48,7 +48,6 @@ from ebank.clearing.messages import (
     StatusRequest,
     invalid,
     parse,
-    same_name,
 )
 from ebank.clearing.tables import clearing_inbound, clearing_messages, clearing_outgoing
 from ebank.core import audit, outbox
@@ -59,6 +58,7 @@ from ebank.core.money import format_minor
 from ebank.core.settings import Settings
 from ebank.core.writer import Command, Tx, Writer
 from ebank.customers import service as customers
+from ebank.customers.identity import same_name
 from ebank.ledger import service as ledger
 from ebank.ledger.models import reference
 from ebank.notify import notices
@@ -72,7 +72,6 @@ log = logging.getLogger(__name__)
 
 ACTOR = "clearing"
 CHANNEL = "clearing"
-CENTRAL_BANK = "GL-CENTRAL-BANK-CNY"
 # When to ask the house about an unknown or pending transfer: after each delay in turn, counted
 # from the previous question, then hourly for as long as it takes.
 BACKOFF: tuple[timedelta, ...] = (
@@ -204,7 +203,7 @@ def _credit(tx: Tx, vault: Vault, t: CreditTransfer, bank_code: str) -> tuple[st
     if account is not None and reason is None:
         try:
             entry_id = ledger.transfer(
-                tx, debit=ledger.account_id_of(tx, CENTRAL_BANK),
+                tx, debit=ledger.account_id_of(tx, payments.CENTRAL_BANK),
                 credit=account.ledger_account_id, amount=t.amount, kind="clearing_in",
                 memo=f"{t.debtor_name}: {t.remittance}" if t.remittance else t.debtor_name,
             ).id  # fmt: skip

@@ -8,7 +8,6 @@ mechanism): each operator confirms with their own factor, so an approval proves 
 The session is the enterprise's and names the operator (`security.sessions`).
 """
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -26,10 +25,14 @@ from ebank.customers.models import Kind
 from ebank.security import service as security
 from ebank.security import sessions
 from ebank.security.service import Checked, Verdict
-from ebank.security.token_login import LoginChallenge, TokenLogin
+from ebank.security.token_login import (
+    USERNAME_RULE,
+    LoginChallenge,
+    TokenLogin,
+    canonical_username,
+)
 
 SEED_PURPOSE = "corporate.operator_token"
-_USERNAME = re.compile(r"[a-z][a-z0-9._-]{2,31}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +72,6 @@ def _view(row: Any) -> Operator:
     )  # fmt: skip
 
 
-def _username(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    value = value.strip().lower()
-    return value if _USERNAME.fullmatch(value) else None
-
-
 def add(
     vault: Vault, *, customer_id: int, username: str, name: str, roles: tuple[str, ...],
     password: str, actor: str, channel: str = "counter",
@@ -88,11 +84,9 @@ def add(
         kind, _ = customers.holder(tx.conn, customer_id)
         if kind != Kind.ENTERPRISE.value:
             raise EbankError("NOT_AN_ENTERPRISE")
-        canonical = _username(username)
+        canonical = canonical_username(username)
         if canonical is None:
-            raise EbankError(
-                "INVALID_INPUT", reason="a username is 3-32 of a-z, 0-9, '.', '_', '-'"
-            )
+            raise EbankError("INVALID_INPUT", reason=USERNAME_RULE)
         if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
             raise EbankError("INVALID_INPUT", reason="a name is 1-100 characters")
         if not name.strip().isprintable():
@@ -188,7 +182,7 @@ def begin_login(
     """Step one: the enterprise's credit code, the operator's username and password; on
     success a challenge for the token code. A code or username naming nobody fails exactly
     like a wrong password."""
-    canonical = _username(username)
+    canonical = canonical_username(username)
 
     def load(conn: Connection, lock: bool) -> Any:
         if canonical is None or not isinstance(credit_code, str):

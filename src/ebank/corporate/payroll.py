@@ -42,6 +42,7 @@ from ebank.corporate.models import BatchView, Payslip, RowView
 from ebank.corporate.operators import Operator, check_token
 from ebank.corporate.tables import operators, payroll_batches, payroll_rows
 from ebank.customers import service as customers
+from ebank.customers.identity import same_name
 from ebank.customers.tables import customers as customer_table
 from ebank.ledger import service as ledger
 from ebank.ledger.models import reference
@@ -51,6 +52,7 @@ from ebank.receipts import service as receipts
 from ebank.receipts.models import Receipt, ReceiptData
 from ebank.receipts.pdf import BANK_NAME
 from ebank.security.service import Checked
+from ebank.security.sessions import OPERATOR_CHANNEL
 
 ACCOUNT_PURPOSE = "corporate.payroll_account"
 MAX_FILE_BYTES = 2_000_000
@@ -169,7 +171,7 @@ def _check(conn: Connection, payer: CustomerAccount, line: int, cells: dict[str,
     if payee.product != Product.DEMAND or payee.status in _UNABLE:
         return refused(EbankError("PAYEE_ACCOUNT_UNAVAILABLE"))
     _, holder = customers.holder(conn, payee.customer_id)
-    if "".join(holder.split()) != "".join(name.split()):
+    if not same_name(holder, name):
         return refused(EbankError("PAYEE_NAME_MISMATCH"))
     return _Line(line, name, account, amount, note, payee, None)
 
@@ -284,7 +286,7 @@ def _error(code: str, reason: str | None) -> EbankError:
 def _audit(tx: Tx, operator: Operator | None, act: str, batch_id: int, **detail: Any) -> None:
     audit.record(
         tx, actor="system" if operator is None else operator.actor, action=f"payroll.{act}",
-        subject=f"payroll:{batch_id}", channel="corporate" if operator else "system",
+        subject=f"payroll:{batch_id}", channel=OPERATOR_CHANNEL if operator else "system",
         detail=detail,
     )  # fmt: skip
 
@@ -406,7 +408,7 @@ def _pay_row(vault: Vault, row_id: int) -> Command[bool]:
             return False
         payee = accounts.account_by_id(tx.conn, row["payee_account_id"])
         _, holder = customers.holder(tx.conn, payee.customer_id)
-        if "".join(holder.split()) != "".join(row["name"].split()):
+        if not same_name(holder, row["name"]):
             raise EbankError("PAYEE_NAME_MISMATCH")  # the account changed hands since
         payer = accounts.account_by_id(tx.conn, batch["account_id"])
         kind, employer = customers.holder(tx.conn, batch["customer_id"])
@@ -444,7 +446,7 @@ def _pay_row(vault: Vault, row_id: int) -> Command[bool]:
                 payee_account=vault.decrypt(row["account_sealed"], purpose=ACCOUNT_PURPOSE),
                 payee_bank=BANK_NAME, amount=row["amount"],
                 purpose=f"代发工资 {batch['period']} {row['note']}".strip(),
-                channel="corporate", reference=entry.reference, completed_at=tx.now,
+                channel=OPERATOR_CHANNEL, reference=entry.reference, completed_at=tx.now,
                 payer_enterprise=kind == "enterprise",
             ),
         )  # fmt: skip
@@ -510,9 +512,6 @@ def execute_due(writer: Writer, vault: Vault, *, limit: int = SWEEP) -> int:
             .order_by(payroll_rows.c.batch_id, payroll_rows.c.line)
             .limit(limit)
         ).all()
-        approved = conn.execute(
-            select(payroll_batches.c.id).where(payroll_batches.c.status == "approved")
-        ).scalars().all()  # fmt: skip
     futures = [(row_id, writer.submit(_pay_row(vault, row_id))) for row_id, _ in due]
     paid = 0
     for row_id, future in futures:
@@ -520,7 +519,16 @@ def execute_due(writer: Writer, vault: Vault, *, limit: int = SWEEP) -> int:
             paid += future.result()
         except EbankError as error:
             writer.execute(_fail_row(row_id, error))
-    for batch_id in approved:
+    with writer.engine.connect() as conn:
+        pending = select(payroll_rows.c.id).where(
+            payroll_rows.c.batch_id == payroll_batches.c.id, payroll_rows.c.status == "pending"
+        )
+        done = conn.execute(
+            select(payroll_batches.c.id).where(
+                payroll_batches.c.status == "approved", ~pending.exists()
+            )
+        ).scalars().all()  # fmt: skip
+    for batch_id in done:
         writer.execute(_finish(vault, batch_id))
     return paid
 
@@ -576,6 +584,17 @@ def _views(conn: Connection, rows: list[Any]) -> list[BatchView]:
     return out
 
 
+def _owned(conn: Connection, customer_id: int, batch_id: int) -> None:
+    """PAYROLL_BATCH_NOT_FOUND unless the batch is the enterprise's."""
+    found = conn.execute(
+        select(payroll_batches.c.id).where(
+            payroll_batches.c.id == batch_id, payroll_batches.c.customer_id == customer_id
+        )
+    ).first()
+    if found is None:
+        raise EbankError("PAYROLL_BATCH_NOT_FOUND")
+
+
 def batch_of(conn: Connection, *, customer_id: int, batch_id: int) -> BatchView:
     """One of the enterprise's batches; anybody else's is PAYROLL_BATCH_NOT_FOUND."""
     row = conn.execute(
@@ -601,7 +620,7 @@ def batches_of(
 
 def rows_of(conn: Connection, *, customer_id: int, batch_id: int) -> list[RowView]:
     """A batch's rows in file order: the validation report, then the result of each."""
-    batch_of(conn, customer_id=customer_id, batch_id=batch_id)
+    _owned(conn, customer_id, batch_id)
     rows = conn.execute(
         select(payroll_rows)
         .where(payroll_rows.c.batch_id == batch_id)
@@ -626,7 +645,7 @@ def receipt_of(
     conn: Connection, vault: Vault, *, customer_id: int, batch_id: int, line: int
 ) -> Receipt:
     """The receipt of a paid row, for the enterprise that paid it."""
-    batch_of(conn, customer_id=customer_id, batch_id=batch_id)
+    _owned(conn, customer_id, batch_id)
     row_id = conn.execute(
         select(payroll_rows.c.id).where(
             payroll_rows.c.batch_id == batch_id, payroll_rows.c.line == line
@@ -663,8 +682,7 @@ def payslips_of(
 ) -> list[Payslip]:
     """A person's e-payslips: payroll rows paid into their accounts here, newest first."""
     query = (
-        select(payroll_rows, payroll_batches.c.period, customer_table.c.name.label("employer"),
-               customer_accounts.c.ledger_account_id)
+        select(payroll_rows, payroll_batches.c.period, customer_table.c.name.label("employer"))
         .join(payroll_batches, payroll_batches.c.id == payroll_rows.c.batch_id)
         .join(customer_table, customer_table.c.id == payroll_batches.c.customer_id)
         .join(customer_accounts, customer_accounts.c.id == payroll_rows.c.payee_account_id)

@@ -92,3 +92,9 @@ def credit_check_for(first17: str) -> str:
     """The credit code check character for 17 characters."""
     total = sum(_USCC_CHARS.index(c) * w for c, w in zip(first17, _USCC_WEIGHTS, strict=True))
     return _USCC_CHARS[(31 - total % 31) % 31]
+
+
+def same_name(a: str, b: str) -> bool:
+    """A name given for an account against its holder's, as banks compare them: spaces (full
+    width ones too) do not count, everything else does."""
+    return "".join(a.split()) == "".join(b.split())

@@ -19,7 +19,6 @@ action to them and risk officers; deciding one (the checker) to supervisors and 
 officers; admins manage staff and do no customer business.
 """
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,7 +34,12 @@ from ebank.ops.tables import staff
 from ebank.security import service as security
 from ebank.security import sessions
 from ebank.security.service import Checked
-from ebank.security.token_login import LoginChallenge, TokenLogin
+from ebank.security.token_login import (
+    USERNAME_RULE,
+    LoginChallenge,
+    TokenLogin,
+    canonical_username,
+)
 
 ROLES = ("teller", "supervisor", "risk", "admin")
 COUNTER = ("teller", "supervisor")  # register customers, open accounts, issue cards, secrets
@@ -44,7 +48,6 @@ MAKERS = ("teller", "supervisor", "risk")  # propose a maker-checker action
 CHECKERS = ("supervisor", "risk")  # approve or reject one
 ADMINS = ("admin",)  # look after staff logins
 SEED_PURPOSE = "staff.token"  # staff's token seeds are sealed apart from customers'
-_USERNAME = re.compile(r"[a-z][a-z0-9._-]{2,31}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +77,6 @@ class Enrolled:
     otpauth_uri: str
 
 
-def _username(value: object) -> str | None:
-    """The canonical form (lower case), or None when it cannot be a username."""
-    if not isinstance(value, str):
-        return None
-    value = value.strip().lower()
-    return value if _USERNAME.fullmatch(value) else None
-
-
 def _roles(value: object) -> tuple[str, ...]:
     if not isinstance(value, tuple | list) or not value or any(r not in ROLES for r in value):
         raise EbankError("INVALID_INPUT", reason=f"roles are one or more of {ROLES}")
@@ -101,11 +96,9 @@ def add(
     new = security.NewSecret("login_password", password)
 
     def run(tx: Tx) -> Enrolled:
-        canonical = _username(username)
+        canonical = canonical_username(username)
         if canonical is None:
-            raise EbankError(
-                "INVALID_INPUT", reason="a username is 3-32 of a-z, 0-9, '.', '_', '-'"
-            )
+            raise EbankError("INVALID_INPUT", reason=USERNAME_RULE)
         if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
             raise EbankError("INVALID_INPUT", reason="a name is 1-100 characters")
         if not name.strip().isprintable():
@@ -157,7 +150,7 @@ def get(conn: Connection, staff_id: int) -> StaffMember:
 
 
 def find(conn: Connection, username: str) -> StaffMember | None:
-    canonical = _username(username)
+    canonical = canonical_username(username)
     if canonical is None:
         return None
     row = conn.execute(select(staff).where(staff.c.username == canonical)).mappings().first()
@@ -190,7 +183,7 @@ _LOGIN = TokenLogin(
 def begin_login(*, username: str, password: str) -> Command[Checked[LoginChallenge]]:
     """Step one: check the password; on success, a challenge for the token code
     (`TokenLogin.begin`)."""
-    canonical = _username(username)
+    canonical = canonical_username(username)
 
     def load(conn: Connection, lock: bool) -> Any:
         if canonical is None:

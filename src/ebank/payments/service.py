@@ -36,6 +36,7 @@ from ebank.core.money import MAX_MINOR
 from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Idempotency, Tx, Writer, fingerprint
 from ebank.customers import service as customers
+from ebank.customers.identity import same_name
 from ebank.ledger import service as ledger
 from ebank.ledger.models import reference
 from ebank.ledger.tables import accounts as ledger_accounts
@@ -49,7 +50,7 @@ from ebank.receipts.models import Receipt, ReceiptData
 from ebank.receipts.pdf import BANK_NAME
 from ebank.risk import cases as risk_cases
 from ebank.risk import service as risk
-from ebank.risk.models import BANK_RUN, Decision, Origin, payee_key
+from ebank.risk.models import BANK_RUN, STRONG_FACTORS, Decision, Origin, payee_key
 from ebank.risk.models import Context as RiskContext
 from ebank.security import certificates
 from ebank.security.service import Checked, CodeIssued
@@ -71,7 +72,6 @@ _MEMOS = {
 SWEEP = 500
 REVOCABLE = ("scheduled",)
 TRANSFER_KINDS = ("own", "intra", "interbank")
-STRONG_METHODS = ("token", "certificate")  # what risk control's step-up asks for
 REVIEW_FOR = timedelta(days=30)  # how long a payment held for review keeps its money held
 CASE_KIND = "payment"  # risk cases about payments held for review
 EXCEPTIONS = ("failed", "unknown", "returned")  # what the staff's queue shows
@@ -169,7 +169,7 @@ def resolve(conn: Connection, request: TransferRequest) -> Resolved:
             raise EbankError("INVALID_INPUT", reason="a transfer between own accounts is real-time")
         return Resolved(r, "own", payer, payee)
     _, holder_name = customers.holder(conn, payee.customer_id)
-    if "".join(holder_name.split()) != "".join(r.payee_name.split()):
+    if not same_name(holder_name, r.payee_name):
         raise EbankError("PAYEE_NAME_MISMATCH")
     return Resolved(r, "intra", payer, payee)
 
@@ -330,7 +330,7 @@ def _screen(tx: Tx, vault: Vault, debit: Debit) -> tuple[Decision, RiskContext]:
     decision = risk.evaluate(tx, seen)
     if decision.outcome == "block":
         raise EbankError("RISK_REJECTED")
-    if decision.outcome == "step_up" and debit.present and debit.method not in STRONG_METHODS:
+    if decision.outcome == "step_up" and debit.present and debit.method not in STRONG_FACTORS:
         raise EbankError("RISK_STEP_UP")
     return decision, seen
 

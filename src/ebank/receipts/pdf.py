@@ -18,6 +18,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from ebank.core.channels import NAMES_ZH
 from ebank.core.clock import BUSINESS_TZ
+from ebank.core.money import display_amount
 from ebank.receipts.models import VERIFY_PATH, Receipt
 
 BANK_NAME = "ebank 电子银行"
@@ -30,12 +31,6 @@ ROW = 8.5 * mm
 LABEL_W = 30 * mm
 
 pdfmetrics.registerFont(UnicodeCIDFont(SONG))
-
-
-def figures(fen: int) -> str:
-    """¥1,234.50."""
-    yuan, cents = divmod(fen, 100)
-    return f"¥{yuan:,}.{cents:02d}"
 
 
 def _fit(
@@ -133,7 +128,7 @@ def render_pdf(receipt: Receipt) -> bytes:
         else receipt.channel
     )
     rows = (
-        ("金额 Amount", figures(view.amount), LATIN),
+        ("金额 Amount", display_amount(view.amount, view.currency), LATIN),
         ("大写 In words", view.amount_in_words, SONG),
         ("用途 Purpose", receipt.purpose, SONG),
         ("交易流水号 Reference", receipt.reference, LATIN),

@@ -16,6 +16,7 @@ CHANNELS = (
     "online", "mobile", "phone", "sms", "counter", "atm", "gateway", "corporate", "clearing",
 )  # fmt: skip
 FACTORS = ("", "password", "pin", "sms", "token", "certificate")
+STRONG_FACTORS = ("token", "certificate")  # what a step-up asks for
 # Watch lists: police-designated (涉案) accounts, compromised credentials, sanctioned parties.
 LISTS = ("police", "compromised", "sanctioned")
 PAYEE_PURPOSE = "risk.payee_account"  # the keyed hash naming another bank's account

@@ -24,7 +24,7 @@ from ebank.core.db import BulkWrite
 from ebank.core.errors import EbankError
 from ebank.core.writer import Participant, Tx
 from ebank.risk import aggregates, rules
-from ebank.risk.models import OUTCOMES, SEVERITY, Context, Decision, Reason
+from ebank.risk.models import OUTCOMES, SEVERITY, STRONG_FACTORS, Context, Decision, Reason
 from ebank.risk.tables import risk_decisions
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,19 @@ def evaluate(tx: Tx, ctx: Context) -> Decision:
         score, json.dumps(hits), json.dumps(shadow), context, evidence, ruleset.tag,
     ))  # fmt: skip
     return Decision(decision_id, outcome, score, tuple(reasons), tuple(shadow))
+
+
+def admit(tx: Tx, ctx: Context, *, step_up: bool = False) -> Decision:
+    """`evaluate` for an attempt that can neither wait nor be held (a login, a payee, a limit
+    or phone change): a block or a hold for review refuses it (RISK_REJECTED, the decision
+    kept). With `step_up`, so does a step-up of an attempt confirmed with less than
+    `STRONG_FACTORS` (RISK_STEP_UP). Any other outcome is the caller's to honour."""
+    decision = evaluate(tx, ctx)
+    if decision.outcome in ("block", "review"):
+        raise EbankError("RISK_REJECTED")
+    if step_up and decision.outcome == "step_up" and ctx.factor not in STRONG_FACTORS:
+        raise EbankError("RISK_STEP_UP")
+    return decision
 
 
 def _evidence(env: dict[str, Any], labels: dict[str, str]) -> str:

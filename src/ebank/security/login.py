@@ -171,17 +171,6 @@ def _bind_device(
     return verdict
 
 
-def _screen(tx: Tx, seen: RiskContext) -> None:
-    """Ask risk control about a login whose factors passed. A block or a hold for review
-    refuses it (RISK_REJECTED): a login cannot wait; a step-up refuses one finished with an
-    SMS code (RISK_STEP_UP: use the token). The decision stays on record either way."""
-    outcome = risk.evaluate(tx, seen).outcome
-    if outcome in ("block", "review"):
-        raise EbankError("RISK_REJECTED")
-    if outcome == "step_up" and seen.factor != "token":
-        raise EbankError("RISK_STEP_UP")
-
-
 def complete(
     vault: Vault, *, challenge: str, factor: str, code: str, device: str = "",
     device_name: str | None = None, ip: str = "",
@@ -191,7 +180,7 @@ def complete(
     The challenge is used once, from the device that began it, before it expires; otherwise
     the login has to start again (SESSION_EXPIRED). An unbound mobile device is bound here,
     with the SMS code sent for it and the same `device_name`. Risk control has the last word
-    (`_screen`), and learns of the login from `ip`, the caller's address.
+    (`risk.admit`), and learns of the login from `ip`, the caller's address.
     """
 
     def run(tx: Tx) -> Checked[sessions.Started]:
@@ -229,7 +218,8 @@ def complete(
             event="login", customer_id=customer_id, channel=channel, device=seen_from, ip=ip,
             factor=factor,
         )  # fmt: skip
-        _screen(tx, seen)
+        # A block or review refuses (a login cannot wait); a step-up asks for the token.
+        risk.admit(tx, seen, step_up=True)
         started = sessions.start(
             customer_id=customer_id, channel=channel, device_hash=seen_from
         ).fn(tx)

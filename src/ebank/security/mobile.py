@@ -11,7 +11,6 @@ texted that the change happened; the audit record keeps both numbers, masked.
 from ebank.core import audit
 from ebank.core.clock import BUSINESS_TZ
 from ebank.core.crypto import Vault
-from ebank.core.errors import EbankError
 from ebank.core.writer import Command, Tx
 from ebank.customers import service as customers
 from ebank.customers.models import CustomerView
@@ -26,11 +25,9 @@ def change_at_counter(
     """Give the customer a new mobile number (staff `actor` checked who they are)."""
 
     def run(tx: Tx) -> CustomerView:
-        customers.holder(tx.conn, customer_id)
+        old, new = customers.set_mobile(tx, vault, customer_id, mobile)  # undone if refused
         seen = RiskContext(event="phone_change", customer_id=customer_id, channel="counter")
-        if risk.evaluate(tx, seen).outcome in ("block", "review"):
-            raise EbankError("RISK_REJECTED")
-        old, new = customers.set_mobile(tx, vault, customer_id, mobile)
+        risk.admit(tx, seen)
         audit.record(
             tx, actor=actor, action="customer.mobile", subject=f"customer:{customer_id}",
             channel="counter", detail={"from": old, "to": new},

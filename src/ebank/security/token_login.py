@@ -9,6 +9,7 @@ customer's factors count (`security.service`): locked after 5 failures, for good
 3rd lock, a wrong code counting like a wrong password. No answer says which factor failed.
 """
 
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,16 @@ from ebank.security import sessions
 from ebank.security.service import Checked, Verdict
 
 T = TypeVar("T")
+_USERNAME = re.compile(r"[a-z][a-z0-9._-]{2,31}")
+USERNAME_RULE = "a username is 3-32 of a-z, 0-9, '.', '_', '-'"
+
+
+def canonical_username(value: object) -> str | None:
+    """A login's username in canonical form (lower case), or None when it cannot be one."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip().lower()
+    return value if _USERNAME.fullmatch(value) else None
 
 
 @dataclass(frozen=True, slots=True)
