@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from ebank.core.errors import EbankError
+from ebank.core.settings import get_settings
 from ebank.core.tables import audit_log
 from ebank.ledger import queries
 from ebank.ops import approvals
@@ -105,3 +106,13 @@ def test_an_unknown_account_of_ours_is_not_found(world):
     with world.engine.connect() as conn, pytest.raises(EbankError) as missing:
         lists.key_of_account(conn, VAULT, number="6217000000000000000")
     assert missing.value.code == "ACCOUNT_NOT_FOUND"
+
+
+def test_one_of_our_accounts_named_with_our_own_bank_code_is_keyed_as_ours(world):
+    """As a payment to it is: otherwise the listing would never match one."""
+    _, account = world.aged(funds=500)
+    with world.engine.connect() as conn:
+        key = lists.key_of_account(
+            conn, VAULT, number=account.number, bank=get_settings().bank_code
+        )
+    assert key == f"acct:{account.ledger_account_id}"

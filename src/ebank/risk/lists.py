@@ -20,6 +20,7 @@ from ebank.core import audit
 from ebank.core.clock import as_utc
 from ebank.core.crypto import Vault, mask_card
 from ebank.core.errors import EbankError
+from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Tx
 from ebank.ledger import service as ledger
 from ebank.ledger.tables import accounts as ledger_accounts
@@ -51,10 +52,11 @@ class ListEntry:
 
 def key_of_account(conn: Connection, vault: Vault, *, number: str, bank: str = "") -> str:
     """The key of an account: ours by its ledger id (ACCOUNT_NOT_FOUND if we have none of
-    that number), another bank's by its keyed hash."""
+    that number), another bank's by its keyed hash. Our own bank code names ours, as in a
+    payment (`payments.canonical`), so that a listing matches the payments to it."""
     if not isinstance(number, str) or not 0 < len(number.strip()) <= 40:
         raise EbankError("INVALID_INPUT", reason="an account number is 1-40 characters")
-    if bank:
+    if bank and bank != get_settings().bank_code:
         try:
             return payee_key(vault, bank=bank, account_number=number)
         except ValueError:
