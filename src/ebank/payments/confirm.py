@@ -18,7 +18,7 @@ from ebank.security import service as security
 from ebank.security.service import CodeIssued, Verdict
 
 CODE_PURPOSE = "payment"  # of the SMS codes that confirm a payment
-_VERBS = {"transfer": "转账", "bill": "缴费", "standing": "预约转账"}
+_VERBS = {"transfer": "转账", "bill": "缴费", "standing": "预约转账", "ecommerce": "网上支付"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,8 @@ class Confirming:
 
     customer_id: int
     channel: str
-    what: str  # transfer | bill | standing (an order: one confirmation for every run)
+    # transfer | bill | standing (an order: one confirmation for every run) | ecommerce
+    what: str
     from_account: str
     payee_account: str
     payee_name: str
@@ -66,7 +67,7 @@ def start_signing(tx: Tx, c: Confirming) -> certificates.SigningChallenge:
 def pin_check(customer_id: int, confirmation: Confirmation) -> security.CredentialCheck:
     """The PIN half of a confirmation: give its `prepare` to the command (argon2id runs
     outside the writer), and the check to `check`."""
-    return security.CredentialCheck("pin", confirmation.code, lambda conn: customer_id)
+    return security.CredentialCheck("transaction_pin", confirmation.code, lambda conn: customer_id)
 
 
 def check(
