@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
+from argon2 import Type as Argon2Type
 from sqlalchemy import Engine
 
 from ebank.core.clock import FixedClock
@@ -22,11 +24,14 @@ from ebank.core.db import make_engine
 from ebank.core.pgcluster import PgCluster, find_pg_bin
 from ebank.core.writer import Writer
 from ebank.migrations import upgrade
+from ebank.security import service as security
 
 # The jobs queue is made when ebank.jobs is imported: keep the suite's out of the work tree.
 _JOBS_DIR = tempfile.mkdtemp(prefix="ebank-test-jobs-")
 atexit.register(shutil.rmtree, _JOBS_DIR, True)
 os.environ.setdefault("EBANK_JOBS_PATH", os.path.join(_JOBS_DIR, "jobs.db"))
+# And the gateway's signing key, made on first use.
+os.environ.setdefault("EBANK_GATEWAY_KEY_PATH", os.path.join(_JOBS_DIR, "gateway-key.pem"))
 
 REQUIRED = {s.strip() for s in os.environ.get("EBANK_TEST_REQUIRE", "").split(",") if s.strip()}
 TEMPLATE_DB = "ebank_template"
@@ -110,3 +115,10 @@ def writer(engine: Engine, clock: FixedClock) -> Iterator[Writer]:
     w = Writer(engine, clock=clock)
     yield w
     w.close()
+
+
+@pytest.fixture
+def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap argon2id: the tests log in hundreds of times."""
+    cheap = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1, type=Argon2Type.ID)
+    monkeypatch.setattr(security, "_hasher", cheap)

@@ -17,6 +17,7 @@ from ebank.core.db import make_engine
 from ebank.core.pgcluster import find_pg_bin
 from ebank.core.tables import audit_log
 from ebank.core.writer import Writer
+from ebank.gateway import fees
 from ebank.ledger import queries
 from ebank.ledger.chart import CHART
 from ebank.ops import staff
@@ -56,8 +57,10 @@ def test_db_upgrade_creates_the_schema_and_the_chart_of_accounts_and_can_repeat(
     engine = make_engine(sqlite_url)
     with engine.connect() as conn:
         internal = queries.list_accounts(conn, kind="internal")
+        plans = [p.code for p in fees.plans(conn)]
     engine.dispose()
     assert sorted(a.code for a in internal) == sorted(item.code for item in CHART)
+    assert plans == sorted(p.code for p in fees.DEFAULT_PLANS)  # the gateway's fee plans
 
 
 def test_demo_seeds_once_however_often_it_runs_and_prints_the_customers(sqlite_url, tmp_path):

@@ -20,14 +20,17 @@ from ebank.channels.api import certificates, customer, errors, health, limits, s
 from ebank.channels.api import clearing as clearing_api
 from ebank.channels.api import corporate as corporate_api
 from ebank.channels.api import demo as demo_api
+from ebank.channels.api import gateway as gateway_api
+from ebank.channels.api import online_payments as online_payments_api
 from ebank.channels.api import payments as payments_api
 from ebank.channels.api import receipts as receipts_api
 from ebank.channels.api import risk as risk_api
 from ebank.channels.api import standing as standing_api
 from ebank.channels.api.common import vault_of
 from ebank.channels.api.health import Metrics
+from ebank.channels.api.merchant_auth import SignedResponses
 from ebank.channels.api.middleware import RequestMiddleware
-from ebank.channels.web import pages
+from ebank.channels.web import pages, pay
 from ebank.clearing import service as clearing
 from ebank.core.clock import Clock, SystemClock
 from ebank.core.crypto import Vault
@@ -35,6 +38,9 @@ from ebank.core.db import make_engine
 from ebank.core.settings import Settings, get_settings
 from ebank.core.writer import Writer
 from ebank.corporate import payroll
+from ebank.gateway import orders as gateway_orders
+from ebank.gateway import settlement as gateway_settlement
+from ebank.gateway.notices import start_notice_delivery
 from ebank.notify import delivery
 from ebank.notify.service import start_delivery
 from ebank.payments import service as payments
@@ -48,14 +54,22 @@ class _App(FastAPI):
     """FastAPI with the request layer outside its error middleware.
 
     `add_middleware` would put it inside, and a 500 from the error handler would then leave
-    without a request id or security headers, and uncounted.
+    without a request id or security headers, and uncounted (and, from the merchant gateway's
+    API, unsigned).
     """
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestMiddleware(super().build_middleware_stack(), self.state.metrics)
+        inner = SignedResponses(super().build_middleware_stack())
+        return RequestMiddleware(inner, self.state.metrics)
 
 
 SWEEP_SECONDS = 5.0  # the demo app's sweeps, between passes that found nothing to do
+
+
+def _settle_merchants(writer: Writer) -> int:
+    """The gateway's end of day for the day that ended last (a no-op once it has run)."""
+    day = gateway_settlement.day_ended(writer.clock.now())
+    return len(gateway_settlement.end_of_day(writer, business_day=day).settled)
 
 
 def _start_sweeps(writer: Writer, vault: Vault) -> Callable[[], None]:
@@ -67,6 +81,8 @@ def _start_sweeps(writer: Writer, vault: Vault) -> Callable[[], None]:
             payments.execute_due(writer, vault, limit=limit)
             + standing_orders.run_due_orders(writer, vault, limit=limit)
             + payroll.execute_due(writer, vault, limit=limit)
+            + writer.execute(gateway_orders.sweep(limit=limit))
+            + _settle_merchants(writer)
         )
 
     def body(stop: threading.Event) -> None:
@@ -101,6 +117,8 @@ def create_app(
         stop_sms = start_delivery(own_writer, vault_of(app)) if settings.demo else None
         # And tells its simulated billers of the bills it paid.
         stop_bills = start_bill_delivery(own_writer, vault_of(app)) if settings.demo else None
+        # And notifies its merchants (the example shop) of their orders.
+        stop_notices = start_notice_delivery(own_writer) if settings.demo else None
         # And clears its inter-bank transfers, when the demo started a clearing house.
         stop_clearing = (
             clearing.start(own_writer, vault_of(app), settings) if settings.demo else None
@@ -117,6 +135,8 @@ def create_app(
                 await asyncio.to_thread(stop_sms)
             if stop_bills is not None:
                 await asyncio.to_thread(stop_bills)
+            if stop_notices is not None:
+                await asyncio.to_thread(stop_notices)
             if stop_clearing is not None:
                 await asyncio.to_thread(stop_clearing)
             if writer is None:
@@ -149,9 +169,12 @@ def create_app(
     app.include_router(standing_api.router)
     app.include_router(corporate_api.router)
     app.include_router(risk_api.router)
+    app.include_router(gateway_api.router)
+    app.include_router(online_payments_api.router)
     if settings.demo:
         app.include_router(demo_api.router)
     app.include_router(pages.router)
+    app.include_router(pay.router)
     app.add_api_route(
         f"{API_PREFIX}/docs", api_docs, methods=["GET"], include_in_schema=False,
         response_class=HTMLResponse,

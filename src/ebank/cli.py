@@ -1,10 +1,13 @@
-"""The `ebank` command: serve, demo, db upgrade, staff add, audit verify, bench."""
+"""The `ebank` command: serve, demo, db upgrade, staff add, worker, eod, audit verify, bench."""
 
 import argparse
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from typing import TYPE_CHECKING
 
 from ebank.core.money import format_minor
@@ -31,6 +34,7 @@ def _prepare_database(settings: Settings) -> None:
     from ebank.core import audit
     from ebank.core.db import make_engine
     from ebank.core.writer import Command, Tx, Writer
+    from ebank.gateway import fees
     from ebank.ledger.chart import ensure_chart
     from ebank.migrations import upgrade
 
@@ -45,6 +49,7 @@ def _prepare_database(settings: Settings) -> None:
 
     try:
         writer.execute(Command(chart_of_accounts, sql=False))
+        writer.execute(Command(fees.ensure_plans))  # the gateway's default fee plans
     finally:
         writer.close()
         engine.dispose()
@@ -94,6 +99,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         tokens = demo.seed(writer, vault)
         staff_tokens = demo.seed_staff(writer, vault)
         operator_tokens = demo.seed_operators(writer, vault)
+        demo.seed_cards(writer, vault)
+        merchant_no = demo.seed_merchant(writer, vault, settings.gateway_key_path.parent)
     finally:
         writer.close()
     print(f"\nebank demo bank on {_safe_url(settings.database_url)}\n")
@@ -147,14 +154,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if settings.clearing_url:
         print(f"  inter-bank transfers clear through a clearing house: {settings.clearing_url}")
         print("    pay 6222020000000002 韩梅梅 at the simulated bank, payee_bank 999200000025")
+    shop = _start_shop(merchant_no, f"http://{host}:{port}", host)
+    if shop is not None:
+        print(f"  the example shop (merchant {merchant_no}): http://{host}:{SHOP_PORT}/ ; "
+              "buy, then pay as 张三 (login 13800138001)")  # fmt: skip
     print(f"\nserving on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)\n")
     args.demo = True
     try:
         return cmd_serve(args)
     finally:
-        if house is not None:
-            house.terminate()
-            house.wait(10)
+        for process in (house, shop):
+            if process is not None:
+                process.terminate()
+                process.wait(10)
+
+
+SHOP_PORT = 8001
+
+
+def _start_shop(merchant_no: str, bank_url: str, host: str) -> subprocess.Popen[str] | None:
+    """The example shop (`ebank shop`) in a process of its own, paying through the demo
+    bank's gateway as merchant `merchant_no`; None if it could not start."""
+    env = {**os.environ, "EBANK_SHOP_MERCHANT_NO": merchant_no,
+           "EBANK_SHOP_GATEWAY_URL": bank_url}  # fmt: skip
+    shop = subprocess.Popen(  # noqa: S603 (our own command, no shell)
+        [sys.executable, "-m", "ebank.cli", "shop", "--host", host, "--port", str(SHOP_PORT)],
+        env=env, text=True,
+    )  # fmt: skip
+    time.sleep(0.5)
+    if shop.poll() is not None:
+        print("  (the example shop did not start: is port 8001 taken?)")
+        return None
+    return shop
 
 
 def _start_clearing_house(bank_url: str) -> tuple[subprocess.Popen[str] | None, str | None]:
@@ -271,11 +302,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run the background jobs (expired holds every minute; spent keys and security rows hourly) and
     the SMS delivery loop, and e-mail delivery when an SMTP server is set (EBANK_SMTP_HOST),
     and inter-bank transfers and their status queries when a clearing house is set, and
-    bill payments to their billers."""
+    bill payments to their billers, and the gateway's notices to merchants."""
     from ebank.bills.service import start_bill_delivery
     from ebank.clearing.service import start as start_clearing
     from ebank.core.crypto import vault_for
     from ebank.core.logging import configure_logging
+    from ebank.gateway.notices import start_notice_delivery
     from ebank.jobs import huey, process_writer
     from ebank.notify.email import start_email_delivery
     from ebank.notify.service import start_delivery
@@ -286,6 +318,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     stop_email = start_email_delivery(process_writer(), vault, settings)  # checks EBANK_SMTP_*
     stop_sms = start_delivery(process_writer(), vault)
     stop_bills = start_bill_delivery(process_writer(), vault)
+    stop_notices = start_notice_delivery(process_writer())
     stop_clearing = start_clearing(process_writer(), vault, settings)
     try:
         huey.create_consumer(workers=args.workers, periodic=True).run()
@@ -294,9 +327,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
             stop_clearing()
         if stop_email is not None:
             stop_email()
+        stop_notices()
         stop_bills()
         stop_sms()
     return 0
+
+
+def cmd_eod(args: argparse.Namespace) -> int:
+    """The end-of-day run (the worker also runs it hourly): settle merchants' takings for a
+    business day, by default the one that ended last. Exit 1 when a settlement was carried
+    over (the merchant's account could not take it)."""
+    from ebank.core.clock import SystemClock
+    from ebank.gateway.settlement import day_ended, end_of_day
+
+    day = args.day or day_ended(SystemClock().now())
+    with _writer_on_latest_schema() as writer:
+        done = end_of_day(writer, business_day=day)
+    print(f"end of business day {day}: {len(done.settled)} merchant settlements")
+    for c in done.carried:
+        print(f"  carried over: merchant {c.merchant_no}, {c.items} movements, "
+              f"net {format_minor(c.net)}: {c.code}")  # fmt: skip
+    return 1 if done.carried else 0
 
 
 def cmd_clearing_house(args: argparse.Namespace) -> int:
@@ -317,6 +368,27 @@ def cmd_clearing_house(args: argparse.Namespace) -> int:
         secret=settings.clearing_secret.get_secret_value(), faults=faults, seed=args.seed,
     )  # fmt: skip
     serve(house, args.port)
+    return 0
+
+
+def cmd_shop(args: argparse.Namespace) -> int:
+    """Run the example shop, a merchant's site paying through the gateway (ebank.shop)."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from ebank.core.logging import configure_logging
+    from ebank.shop.app import ShopSettings, create_shop
+
+    try:
+        app = create_shop(ShopSettings())
+    except (ValidationError, OSError, ValueError) as exc:
+        print(f"the shop cannot start (EBANK_SHOP_MERCHANT_NO, EBANK_SHOP_KEY_PATH and "
+              f"EBANK_SHOP_GATEWAY_KEY_PATH): {exc}", file=sys.stderr)  # fmt: skip
+        return 2
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(app, host=args.host or settings.host, port=args.port,
+                log_level=settings.log_level, log_config=None)  # fmt: skip
     return 0
 
 
@@ -411,6 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = add("worker", cmd_worker, "run the background jobs and SMS and e-mail delivery")
     worker.add_argument("--workers", type=int, default=2)
+    eod = add("eod", cmd_eod, "the end-of-day run: settle merchants' takings for a business day")
+    eod.add_argument(
+        "--day", type=date.fromisoformat, help="YYYY-MM-DD; default: the day that ended last"
+    )
     sms = add("sms-inbox", cmd_sms_inbox, "print the demo's SMS inbox, newest last")
     sms.add_argument("--limit", type=int, default=20)
     house = add("clearing-house", cmd_clearing_house,
@@ -422,6 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     house.add_argument("--timeout-rate", type=float, default=0.0)
     house.add_argument("--pending-rate", type=float, default=0.0)
     house.add_argument("--seed", type=int, help="of the fault draws, for a repeatable run")
+    shop = add("shop", cmd_shop, "run the example shop that pays through the merchant gateway")
+    shop.add_argument("--host")
+    shop.add_argument("--port", type=int, default=8001)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command",
                                                                       required=True)  # fmt: skip

@@ -21,16 +21,19 @@ from sqlalchemy import Engine
 from ebank.accounts import service as accounts
 from ebank.accounts.models import CustomerAccount
 from ebank.bills import service as bills
+from ebank.cards import service as cards
 from ebank.core import audit
 from ebank.core.channels import E_CHANNELS
 from ebank.core.clock import SystemClock, business_date
 from ebank.core.crypto import Vault
+from ebank.core.errors import EbankError
 from ebank.core.writer import Command, Writer
 from ebank.corporate import operators
 from ebank.customers import identity
 from ebank.customers import service as customers
 from ebank.customers.models import CustomerView, Kind
 from ebank.enrolment import service as enrolment
+from ebank.gateway import merchants, signing
 from ebank.ledger import service as ledger
 from ebank.ledger.chart import ensure_chart
 from ebank.ops import staff
@@ -165,28 +168,86 @@ def seed_staff(writer: Writer, vault: Vault) -> dict[str, str]:
     return tokens
 
 
-def seed_operators(writer: Writer, vault: Vault) -> dict[str, str]:
-    """The demo enterprise's operators, each with a token; the token (TOTP) URI of each made
-    by this run."""
+def _enterprise_id(writer: Writer, vault: Vault) -> int:
+    """The demo enterprise's customer id (`seed` registers it first)."""
     enterprise = next(c for c in CUSTOMERS if c.kind == Kind.ENTERPRISE)
     with writer.engine.connect() as conn:
         today = business_date(SystemClock().now())
         found = customers.find_by_id_number(
             conn, vault, Kind.ENTERPRISE, enterprise.id_number, today=today
         )
-        assert found is not None, "seed() registers the enterprise first"
-        known = {o.username for o in operators.of_enterprise(conn, found.id)}
+    assert found is not None, "seed() registers the enterprise first"
+    return found.id
+
+
+def seed_operators(writer: Writer, vault: Vault) -> dict[str, str]:
+    """The demo enterprise's operators, each with a token; the token (TOTP) URI of each made
+    by this run."""
+    enterprise_id = _enterprise_id(writer, vault)
+    with writer.engine.connect() as conn:
+        known = {o.username for o in operators.of_enterprise(conn, enterprise_id)}
     tokens = {}
     for username, name, roles in DEMO_OPERATORS:
         if username not in known:
             added = writer.execute(
                 operators.add(
-                    vault, customer_id=found.id, username=username, name=name, roles=roles,
+                    vault, customer_id=enterprise_id, username=username, name=name, roles=roles,
                     password=DEMO_PASSWORD, actor=ACTOR,
                 )
             )  # fmt: skip
             tokens[username] = added.otpauth_uri
     return tokens
+
+
+def seed_cards(writer: Writer, vault: Vault) -> None:
+    """A debit card on each demo person's first account, so they can pay shops online."""
+    for view, held in registered(writer.engine, vault, business_date(SystemClock().now())):
+        if view.kind != Kind.INDIVIDUAL.value or not held:
+            continue
+        with writer.engine.connect() as conn:
+            has_card = bool(cards.cards_of(conn, view.id))
+        if not has_card:
+            writer.execute(
+                cards.issue_debit_card(vault, customer_id=view.id, account_number=held[0].number,
+                                       actor=ACTOR, channel="cli")
+            )  # fmt: skip
+
+
+# -- the merchant and its example shop ----------------------------------------------------------
+DEMO_MERCHANT = ("青禾商城 Qinghe Shop", "retail")
+SHOP_KEY = "shop-key.pem"  # beside the gateway's key: the example shop's RSA2 private key
+GATEWAY_PUBLIC = "gateway-public.pem"  # the gateway's public key, as the shop keeps it
+
+
+def seed_merchant(writer: Writer, vault: Vault, key_dir: Path) -> str:
+    """The demo enterprise signed up as a merchant, the example shop's key pair in `key_dir`
+    registered for it, and the gateway's public key beside it; the merchant number."""
+    enterprise_id = _enterprise_id(writer, vault)
+    with writer.engine.connect() as conn:
+        try:
+            merchant: merchants.Merchant | None = merchants.of_enterprise(conn, enterprise_id)
+        except EbankError:  # the first run: sign it up
+            merchant = None
+        settlement_account = accounts.accounts_of(conn, enterprise_id)[0].number
+    if merchant is None:
+        name, industry = DEMO_MERCHANT
+        merchant = writer.execute(
+            merchants.onboard(
+                customer_id=enterprise_id, name=name, industry=industry,
+                settlement_account=settlement_account, fee_plan="B2C-0.25", cycle="t0_eod",
+                actor=ACTOR, channel="cli",
+            )
+        )  # fmt: skip
+    shop_key = signing.load_or_create_gateway_key(key_dir / SHOP_KEY)  # an RSA-2048 pair
+    with writer.engine.connect() as conn:
+        current = merchants.current_key(conn, merchant.id)
+    if current is None or current.fingerprint != shop_key.serial:
+        writer.execute(
+            merchants.add_key(merchant_id=merchant.id, algorithm="RSA2",
+                              public_key=shop_key.public_pem, actor=ACTOR, channel="cli")
+        )  # fmt: skip
+    (key_dir / GATEWAY_PUBLIC).write_text(signing.gateway_key().public_pem)
+    return merchant.merchant_no
 
 
 # -- billers -------------------------------------------------------------------------------------

@@ -18,6 +18,9 @@ from ebank.core.db import make_engine
 from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Tx, Writer, purge_idempotency_keys
 from ebank.corporate import payroll
+from ebank.gateway import orders as gateway_orders
+from ebank.gateway import settlement as gateway_settlement
+from ebank.gateway import signing
 from ebank.ledger import service as ledger
 from ebank.limits.tables import limit_usage
 from ebank.payments import service as payments
@@ -73,6 +76,22 @@ def release_expired_holds(writer: Writer) -> int:
 def purge_risk_aggregates(writer: Writer) -> int:
     """Drop the risk counters no window reaches any more; how many rows."""
     return _in_chunks(writer, Command(lambda tx: aggregates.purge(tx, limit=SWEEP_CHUNK)))
+
+
+def purge_gateway_nonces(writer: Writer) -> int:
+    """Forget merchants' request nonces no timestamp window reaches any more; how many."""
+
+    def chunk(tx: Tx) -> int:
+        return signing.purge_nonces(tx, older_than=tx.now - signing.NONCES_KEPT, limit=SWEEP_CHUNK)
+
+    return _in_chunks(writer, Command(chunk))
+
+
+def settle_merchants(writer: Writer, now: datetime) -> gateway_settlement.EndOfDay:
+    """The gateway's end of day: settle merchants' takings for the business day that ended
+    last before `now` (docs/gateway.md, "Fees and settlement")."""
+    day = gateway_settlement.day_ended(now)
+    return gateway_settlement.end_of_day(writer, business_day=day)
 
 
 def forget_old_idempotency_keys(writer: Writer, retention: timedelta) -> int:
@@ -168,6 +187,20 @@ def pay_payroll_every_minute() -> int:
     return payroll.execute_due(process_writer(), vault_for(_settings))
 
 
+@huey.periodic_task(crontab(minute="*"))
+def move_gateway_orders_on_every_minute() -> int:
+    """Unpaid orders expire, escrow releases itself, authorisations end with their hold."""
+    return _in_chunks(process_writer(), gateway_orders.sweep(limit=SWEEP_CHUNK))
+
+
+@huey.periodic_task(crontab(minute="5"))
+def settle_merchants_hourly() -> int:
+    """Hourly rather than once after midnight: a run the worker missed, or a settlement carried
+    over for want of money in a merchant's account, is done within the hour once it can be.
+    A movement is settled once however often this runs."""
+    return len(settle_merchants(process_writer(), SystemClock().now()).settled)
+
+
 @huey.periodic_task(crontab(minute="7"))
 def forget_old_idempotency_keys_hourly() -> int:
     retention = timedelta(hours=_settings.idempotency_retention_hours)
@@ -177,6 +210,11 @@ def forget_old_idempotency_keys_hourly() -> int:
 @huey.periodic_task(crontab(minute="37"))
 def purge_risk_aggregates_hourly() -> int:
     return purge_risk_aggregates(process_writer())
+
+
+@huey.periodic_task(crontab(minute="47"))
+def purge_gateway_nonces_hourly() -> int:
+    return purge_gateway_nonces(process_writer())
 
 
 @huey.periodic_task(crontab(minute="23"))

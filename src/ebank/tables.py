@@ -8,6 +8,7 @@ import ebank.core.tables
 import ebank.corporate.tables
 import ebank.customers.tables
 import ebank.enrolment.tables
+import ebank.gateway.tables
 import ebank.ledger.tables
 import ebank.limits.tables
 import ebank.notify.tables

@@ -180,6 +180,16 @@ def account_by_id(conn: Connection, account_id: int) -> CustomerAccount:
     return _view(row)
 
 
+def account_by_ledger_id(conn: Connection, ledger_account_id: int) -> CustomerAccount:
+    """The customer account a ledger account books (a debit card's, for instance)."""
+    row = conn.execute(
+        _select().where(customer_accounts.c.ledger_account_id == ledger_account_id)
+    ).first()
+    if row is None:
+        raise EbankError("ACCOUNT_NOT_FOUND")
+    return _view(row)
+
+
 def accounts_of(conn: Connection, customer_id: int) -> list[CustomerAccount]:
     """A customer's accounts, oldest first."""
     rows = conn.execute(

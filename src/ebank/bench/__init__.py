@@ -2,6 +2,11 @@
 
 from types import ModuleType
 
-from ebank.bench import ledger, payments, risk
+from ebank.bench import gateway, ledger, payments, risk
 
-SCENARIOS: dict[str, ModuleType] = {"ledger": ledger, "payments": payments, "risk": risk}
+SCENARIOS: dict[str, ModuleType] = {
+    "ledger": ledger,
+    "payments": payments,
+    "risk": risk,
+    "gateway": gateway,
+}

@@ -471,6 +471,88 @@ CATALOGUE: dict[str, ErrorKind] = {
         "For your safety this payment must be confirmed with your token or certificate: "
         "choose one of them and try again",
     ),
+    "MERCHANT_NOT_FOUND": ErrorKind(404, "商户不存在", "Merchant not found"),
+    "MERCHANT_EXISTS": ErrorKind(
+        409, "该企业已签约为商户", "This enterprise is already a merchant"
+    ),
+    "MERCHANT_CLOSED": ErrorKind(409, "商户已解约", "The merchant is closed"),
+    "FEE_PLAN_NOT_FOUND": ErrorKind(404, "费率方案 {code} 不存在", "Fee plan {code} not found"),
+    "FEE_PLAN_EXISTS": ErrorKind(409, "费率方案 {code} 已存在", "Fee plan {code} already exists"),
+    "ORDER_NOT_FOUND": ErrorKind(404, "订单不存在", "Order not found"),
+    "ORDER_CONFLICT": ErrorKind(
+        409,
+        "商户订单号已用于参数不同的另一笔订单",
+        "This merchant order number was already used for an order with other parameters",
+    ),
+    "ORDER_STATE": ErrorKind(
+        409,
+        "订单当前状态为 {status}，不能执行该操作（{action}）",
+        "The order is {status}: it cannot {action}",
+    ),
+    "ORDER_EXPIRED": ErrorKind(409, "订单已过支付期限", "The order's time to pay has passed"),
+    "CAPTURE_EXCEEDS_AUTHORISATION": ErrorKind(
+        409,
+        "请款金额超过授权余额 {remaining}",
+        "The capture exceeds what remains authorised ({remaining})",
+    ),
+    "REFUND_EXCEEDS_PAID": ErrorKind(
+        409,
+        "退款金额超过可退金额 {refundable}",
+        "The refund exceeds what can be refunded ({refundable})",
+    ),
+    "REFUND_CONFLICT": ErrorKind(
+        409,
+        "退款请求号已用于参数不同的另一笔退款",
+        "This refund request number was already used for a refund with other parameters",
+    ),
+    "REFUND_NOT_FOUND": ErrorKind(404, "退款不存在", "Refund not found"),
+    "REFUND_DECIDED": ErrorKind(
+        409, "该退款已处理（{status}）", "The refund was already decided ({status})"
+    ),
+    "ONLINE_PAYMENT_DISABLED": ErrorKind(
+        403, "您已关闭网上支付功能", "Online payment is switched off for you"
+    ),
+    "REFUND_OWN_REQUEST": ErrorKind(
+        403,
+        "复核人与录入人不能是同一人，请由另一位复核员审批",
+        "The entry user cannot approve their own refund: another review user must",
+    ),
+    "CARD_NOT_ALLOWED_ONLINE": ErrorKind(
+        403, "该卡未开通网上支付", "This card is not enabled for online payment"
+    ),
+    # The merchant gateway's signed API. An unknown merchant, a merchant without a key and a
+    # wrong signature read alike (SIGNATURE_INVALID), so the answer tells no outsider which
+    # merchant numbers exist.
+    "SIGNATURE_INVALID": ErrorKind(
+        401, "签名验证失败：{reason}", "The request's signature does not verify: {reason}"
+    ),
+    "TIMESTAMP_STALE": ErrorKind(
+        401,
+        "请求时间戳无效或与银行时间相差超过 5 分钟，请校准时钟后重新签名",
+        "The request's timestamp is not a Unix time within 5 minutes of the bank's: set your "
+        "clock right and sign again",
+    ),
+    "NONCE_REUSED": ErrorKind(
+        401,
+        "该随机串（Ebank-Nonce）已使用过，请为每个请求生成新的随机串",
+        "This Ebank-Nonce was used before: make a new one for every request",
+    ),
+    "MERCHANT_SUSPENDED": ErrorKind(
+        403,
+        "商户已暂停或终止网关服务，请联系开户行",
+        "The merchant's gateway service is suspended or closed: please contact the bank",
+    ),
+    "NOTICE_NOT_FOUND": ErrorKind(404, "通知记录不存在", "Notification not found"),
+    # The bank's HTML forms (the gateway's pay page): a form without the page's own token, or
+    # sent after the page was forgotten; a required field left empty.
+    "FORM_EXPIRED": ErrorKind(
+        403,
+        "页面已过期，或不是从本页面提交的；请在本页重新操作",
+        "This page has expired, or the form did not come from it: please try again on this page",
+    ),
+    "FORM_FIELD_MISSING": ErrorKind(
+        400, "请填写或选择：{label}", "Please fill in or choose: {label}"
+    ),
     "NOT_FOUND": ErrorKind(404, "请求的地址不存在", "No such address"),
     "METHOD_NOT_ALLOWED": ErrorKind(
         405, "该地址不支持此操作", "This address does not allow that method"

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # its key store; without it a development key is made once at `data_key_path`.
     data_key: str | None = None
     data_key_path: Path = Path("var/data.key")
+    # The merchant gateway's own RSA-2048 key pair, which signs its answers, notifications and
+    # return results (PEM, made once at this path, readable by its owner only).
+    gateway_key_path: Path = Path("var/gateway-key.pem")
     # Account numbers: this prefix, an 11-digit sequence and a Luhn check digit.
     account_number_prefix: str = Field(default="6217001", pattern=r"^[0-9]{7}$")
     # Card numbers: this BIN, a 9-digit sequence and a Luhn check digit.

@@ -37,6 +37,7 @@ from ebank.core.clock import as_utc
 from ebank.core.crypto import Vault, mask_card
 from ebank.core.errors import EbankError, checked_text
 from ebank.core.money import MAX_MINOR, format_minor, parse_minor
+from ebank.core.sheets import safe_cell
 from ebank.core.writer import Command, Idempotency, Tx, Writer, fingerprint
 from ebank.corporate.models import BatchView, Payslip, RowView
 from ebank.corporate.operators import Operator, check_token
@@ -654,11 +655,6 @@ def receipt_of(
     return receipts.receipt_for(conn, vault, f"payroll_row:{row_id}", customer_id)
 
 
-def _cell(text: str) -> str:
-    """A cell a spreadsheet shows as text, never runs as a formula (CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def results_csv(conn: Connection, *, customer_id: int, batch_id: int, lang: str = "zh") -> str:
     """The per-row result file: line, name, masked account, amount, status, code, message."""
     out = io.StringIO()
@@ -671,8 +667,8 @@ def results_csv(conn: Connection, *, customer_id: int, batch_id: int, lang: str 
     for r in rows_of(conn, customer_id=customer_id, batch_id=batch_id):
         message = r.message_zh if lang.startswith("zh") else r.message_en
         writer.writerow([
-            r.line, _cell(r.name), r.account, format_minor(r.amount), r.status,
-            r.code or "", _cell(message or ""), r.reference or "",
+            r.line, safe_cell(r.name), r.account, format_minor(r.amount), r.status,
+            r.code or "", safe_cell(message or ""), r.reference or "",
         ])  # fmt: skip
     return out.getvalue()
 

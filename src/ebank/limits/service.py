@@ -51,7 +51,9 @@ class Payment:
     customer_id: int
     channel: str
     kind: str
-    from_account: str  # the paying account's number
+    # The paying account's number; None for a credit card, which has no tier and which the
+    # caller has checked is the customer's.
+    from_account: str | None
     amount: int  # fen, CNY
     payee_account: str | None = None  # an account at this bank, if the payee holds one here
     method: str | None = None  # the factor that confirmed it; None before it is chosen
@@ -191,11 +193,14 @@ def _context(conn: Connection, p: Payment, now: datetime, *, lock: bool) -> _Con
     if p.method is not None and p.method not in METHODS:
         raise EbankError("INVALID_INPUT", reason=f"a factor is one of {METHODS}")
     holder = customers.holder(conn, p.customer_id, lock=lock)
-    account = accounts.get_account(conn, number=p.from_account)
-    if account.customer_id != p.customer_id:
-        raise EbankError("ACCOUNT_NOT_FOUND")  # someone else's account is as unknown as none
-    if account.currency != "CNY":
-        raise EbankError("INVALID_INPUT", reason="e-channel payments are in CNY")
+    tier, account_id = "I", 0  # a credit card
+    if p.from_account is not None:
+        account = accounts.get_account(conn, number=p.from_account)
+        if account.customer_id != p.customer_id:
+            raise EbankError("ACCOUNT_NOT_FOUND")  # someone else's is as unknown as none
+        if account.currency != "CNY":
+            raise EbankError("INVALID_INPUT", reason="e-channel payments are in CNY")
+        tier, account_id = account.tier, account.ledger_account_id
     own = False
     if p.payee_account is not None:
         try:
@@ -205,7 +210,7 @@ def _context(conn: Connection, p: Payment, now: datetime, *, lock: bool) -> _Con
     day = business_date(now)
     enrolment = None if p.channel == "counter" else enrolment_of(conn, p.customer_id, p.channel)
     return _Context(
-        p, holder.kind == "individual", own, account.tier, account.ledger_account_id, enrolment,
+        p, holder.kind == "individual", own, tier, account_id, enrolment,
         parameters.load(conn), day.isoformat(), str(day.year), _usage(conn, p.customer_id, day),
     )  # fmt: skip
 

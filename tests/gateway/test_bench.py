@@ -1,0 +1,41 @@
+"""`ebank bench gateway` runs create -> pay -> notify end to end over HTTP, verifies what it
+did and ends with exactly one RESULT line."""
+
+import re
+import subprocess
+import sys
+
+RESULT = re.compile(
+    r"RESULT gateway db=sqlite flows=(\d+) pin_hash=(\w+) flows_per_s=(\d+) "
+    r"p50_ms=([\d.]+) p99_ms=([\d.]+)$"
+)
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ebank.cli", "bench", "gateway", *args],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_a_small_run_pays_and_notifies_every_order_and_reports_one_result_line() -> None:
+    done = bench("--flows", "40", "--buyers", "8", "--merchants", "2", "--submitters", "4",
+                 "--pin-hash", "fast")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.strip().splitlines()
+    match = RESULT.match(lines[-1])
+    assert match, lines[-1]
+    flows, pin_hash, rate, p50, p99 = match.groups()
+    assert (flows, pin_hash) == ("40", "fast")
+    assert int(rate) > 0 and 0 < float(p50) <= float(p99)
+    assert sum(line.startswith("RESULT") for line in lines) == 1
+    verdict = next(line for line in lines if line.startswith("40 flows in "))
+    assert "every order paid and notified (0 duplicate notices, 0 failed attempts)" in verdict
+    assert verdict.endswith("merchant pending equals the payments, invariants hold")
+
+
+def test_more_flows_than_the_buyers_daily_limits_allow_are_refused_before_anything_runs() -> None:
+    done = bench("--flows", "1000", "--buyers", "10")
+    assert done.returncode != 0
+    assert "give at least one buyer for every 49 flows" in done.stderr
+    assert "RESULT" not in done.stdout
