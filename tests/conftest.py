@@ -32,6 +32,8 @@ atexit.register(shutil.rmtree, _JOBS_DIR, True)
 os.environ.setdefault("EBANK_JOBS_PATH", os.path.join(_JOBS_DIR, "jobs.db"))
 # And the gateway's signing key, made on first use.
 os.environ.setdefault("EBANK_GATEWAY_KEY_PATH", os.path.join(_JOBS_DIR, "gateway-key.pem"))
+# The suite's merchants listen on loopback (tests of the refusal turn it off again).
+os.environ.setdefault("EBANK_GATEWAY_PRIVATE_NOTIFY", "true")
 
 REQUIRED = {s.strip() for s in os.environ.get("EBANK_TEST_REQUIRE", "").split(",") if s.strip()}
 TEMPLATE_DB = "ebank_template"

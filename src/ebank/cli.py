@@ -154,6 +154,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if settings.clearing_url:
         print(f"  inter-bank transfers clear through a clearing house: {settings.clearing_url}")
         print("    pay 6222020000000002 韩梅梅 at the simulated bank, payee_bank 999200000025")
+    settings.gateway_private_notify = True  # the example shop listens on this machine
     shop = _start_shop(merchant_no, f"http://{host}:{port}", host)
     if shop is not None:
         print(f"  the example shop (merchant {merchant_no}): http://{host}:{SHOP_PORT}/ ; "

@@ -102,7 +102,8 @@ class Shop:
         return OrderRequest(
             merchant_id=self.id, out_trade_no=extra.pop("out_trade_no", f"T{self._orders:06d}"),
             amount=amount, mode=mode, subject=extra.pop("subject", "一本书"),
-            return_url="https://shop.example/return", notify_url="https://shop.example/notify",
+            return_url="https://shop.example/return",
+            notify_url=extra.pop("notify_url", "https://shop.example/notify"),
             **extra,
         )  # fmt: skip
 

@@ -498,10 +498,17 @@ def test_a_notification_is_believed_only_with_the_gateway_signature(
     assert (event["id"], event["type"], event["data"]["status"]) == ("ev-1", "order.paid", "paid")
     lower = {k.lower(): v for k, v in headers.items()}  # header names in any case
     assert client.verify_notification(lower, body) == event
-    later = stub.clock.now() + timedelta(hours=6)  # a retry hours later is still believed
-    assert client.verify_notification(signing.signed_headers(body, now=later), body) == event
+    stub.clock.advance(timedelta(hours=6))  # a retry hours later, signed when it is sent
+    assert client.verify_notification(signing.signed_headers(body, now=stub.clock.now()),
+                                      body) == event  # fmt: skip
+    with pytest.raises(SignatureError):  # ... but not the first attempt replayed then
+        client.verify_notification(headers, body)
+    stub.clock.advance(timedelta(hours=-6))
     with pytest.raises(SignatureError):
         client.verify_notification(headers, body.replace(b"paid", b"refunded"))
+    other = json.dumps({**json.loads(body), "merchant_no": "M000000002"}).encode()
+    with pytest.raises(SignatureError):  # signed by the gateway, but for another merchant
+        client.verify_notification(signing.signed_headers(other, now=stub.clock.now()), other)
     with pytest.raises(SignatureError):
         client.verify_notification({k: v for k, v in headers.items() if k != "Ebank-Nonce"}, body)
     forged = dict(headers)

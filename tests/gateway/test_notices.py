@@ -28,6 +28,7 @@ from sqlalchemy import Engine, select
 
 from ebank.core.clock import FixedClock
 from ebank.core.errors import EbankError
+from ebank.core.settings import get_settings
 from ebank.core.tables import audit_log, outbox_events
 from ebank.core.writer import Command, Writer
 from ebank.gateway import notices, orders, signing
@@ -140,14 +141,20 @@ def poster() -> Iterator[Poster]:
 
 
 @functools.cache
-def merchant_sdk() -> GatewayClient:
-    """The merchant's side: the SDK, holding the gateway's public key, checks notifications."""
+def merchant_pem() -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
+    return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()  # fmt: skip
-    return GatewayClient("http://bank.invalid", "M000000001", pem, signing.gateway_key().public_pem)
+
+
+def merchant_sdk(clock: FixedClock, merchant_no: str = "M000000001") -> GatewayClient:
+    """The merchant's side: the SDK, holding the gateway's public key, checks notifications."""
+    return GatewayClient(
+        "http://bank.invalid", merchant_no, merchant_pem(), signing.gateway_key().public_pem,
+        clock=lambda: clock.now().timestamp(),
+    )  # fmt: skip
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -191,8 +198,9 @@ def test_a_notice_is_delivered_on_the_first_try_signed_by_the_gateway(
     announce(writer, shop, order, endpoint.url)
     assert deliver_notices(writer, poster) == 1
     [(headers, body)] = endpoint.posts
-    assert merchant_sdk().verify_notification(headers, body) == {
+    assert merchant_sdk(clock, shop.merchant.merchant_no).verify_notification(headers, body) == {
         "id": log_of(engine, shop)[0].id,
+        "merchant_no": shop.merchant.merchant_no,
         "type": "order.paid",
         "created_at": clock.now().isoformat(),
         "data": json.loads(json.dumps(orders.public(order))),
@@ -210,14 +218,14 @@ def test_a_notice_is_delivered_on_the_first_try_signed_by_the_gateway(
 
 
 def test_a_body_altered_on_the_way_does_not_verify(
-    writer: Writer, shop: Shop, endpoint: Endpoint, poster: Poster
+    writer: Writer, clock: FixedClock, shop: Shop, endpoint: Endpoint, poster: Poster
 ) -> None:
     announce(writer, shop, shop.order(100), endpoint.url)
     deliver_notices(writer, poster)
     [(headers, body)] = endpoint.posts
     forged = body.replace(b'"order.paid"', b'"order.closed"')
     with pytest.raises(SignatureError):
-        merchant_sdk().verify_notification(headers, forged)
+        merchant_sdk(clock, shop.merchant.merchant_no).verify_notification(headers, forged)
 
 
 FAILURES = {
@@ -607,8 +615,9 @@ def test_a_given_up_notice_is_sent_again_on_request(
 
 
 def test_a_delivered_notice_is_sent_again_on_request_with_the_same_body(
-    writer: Writer, engine: Engine, shop: Shop, endpoint: Endpoint, poster: Poster
-) -> None:
+    writer: Writer, engine: Engine, clock: FixedClock, shop: Shop, endpoint: Endpoint,
+    poster: Poster,
+) -> None:  # fmt: skip
     announce(writer, shop, shop.order(100), endpoint.url)
     deliver_notices(writer, poster)
     [delivered] = log_of(engine, shop)
@@ -617,7 +626,7 @@ def test_a_delivered_notice_is_sent_again_on_request_with_the_same_body(
     first, second = endpoint.posts
     assert first[1] == second[1], "the same body, so the same event id"
     assert first[0]["Ebank-Nonce"] != second[0]["Ebank-Nonce"], "each attempt signed afresh"
-    merchant_sdk().verify_notification(*second)
+    merchant_sdk(clock, shop.merchant.merchant_no).verify_notification(*second)
     [notice] = log_of(engine, shop)
     assert [(a.number, a.outcome) for a in notice.attempts] == [(1, "delivered"),
                                                                 (2, "delivered")]  # fmt: skip
@@ -687,3 +696,34 @@ def test_the_notice_loop_delivers_until_stopped(
     finally:
         stop()
     assert [body["type"] for body in endpoint.bodies()] == ["order.paid"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:5432/", "http://[::1]/x", "http://10.0.0.7/", "http://169.254.169.254/",
+     "http://localhost:8080/", "http://shop.localhost/", "http://192.168.1.1/notify"],
+)  # fmt: skip
+def test_a_notify_url_into_the_banks_own_network_is_refused(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setattr(get_settings(), "gateway_private_notify", False)
+    with pytest.raises(EbankError) as refused:
+        shop.order(100, notify_url=url)
+    assert refused.value.code == "INVALID_INPUT"
+
+
+def test_a_notice_to_a_name_that_resolves_into_the_banks_network_is_not_sent(
+    writer: Writer, engine: Engine, shop: Shop, endpoint: Endpoint, poster: Poster,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    order = shop.order(100)
+    named = endpoint.url.replace("127.0.0.1", "localtest.invalid")
+    announce(writer, shop, order, named)
+    monkeypatch.setattr(get_settings(), "gateway_private_notify", False)
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *a, **k: [(0, 0, 0, "", ("127.0.0.1", 80))]
+    )  # the name points at the bank's loopback now
+    deliver_notices(writer, poster)
+    assert endpoint.posts == []
+    [notice] = log_of(engine, shop)
+    assert notice.attempts[0].error == "NotAcknowledged: PermissionError"

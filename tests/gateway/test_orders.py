@@ -286,3 +286,43 @@ def test_a_suspended_merchant_takes_no_payment(bank: GatewayBank, shop: Shop, bu
                                    channel="console"))  # fmt: skip
     refused("MERCHANT_SUSPENDED", buyer.pay, order)
     refused("MERCHANT_SUSPENDED", shop.order, 20 * YUAN)
+
+
+def test_a_buyer_cannot_dispute_once_the_escrow_is_due_to_the_merchant(
+    bank: GatewayBank, shop: Shop, buyer: Buyer
+) -> None:
+    order = shop.order(500 * YUAN, "escrow", confirm_days=3)
+    buyer.paid(order)
+    bank.clock.advance(timedelta(days=3))  # due, though the sweep has not run yet
+    refused("ORDER_STATE", run, bank, orders.dispute(
+        customer_id=buyer.id, trade_no=order.trade_no, reason="晚了", channel="online",
+    ))  # fmt: skip
+
+
+def test_a_capture_number_asked_again_as_final_is_a_conflict(
+    bank: GatewayBank, shop: Shop, buyer: Buyer
+) -> None:
+    order = shop.order(800 * YUAN, "authorise")
+    buyer.paid(order)
+
+    def capture(final: bool):
+        return run(bank, orders.capture(
+            merchant_id=shop.id, out_trade_no=order.out_trade_no, capture_no="C1",
+            amount=100 * YUAN, final=final,
+        ))  # fmt: skip
+
+    capture(False)
+    refused("IDEMPOTENCY_CONFLICT", capture, True)
+    assert shop.refresh(order).status == "authorised"
+
+
+def test_the_portal_search_reads_times_in_any_offset(bank: GatewayBank, shop: Shop) -> None:
+    from datetime import timezone
+
+    order = shop.order(10 * YUAN)
+    shanghai = timezone(timedelta(hours=8))
+    just_before = (order.created_at - timedelta(seconds=1)).astimezone(shanghai)
+    with bank.engine.connect() as conn:
+        found = orders.of_merchant(conn, shop.id, since=just_before)
+        later = orders.of_merchant(conn, shop.id, since=just_before + timedelta(seconds=2))
+    assert [o.trade_no for o in found] == [order.trade_no] and later == []

@@ -496,3 +496,13 @@ def test_the_return_url_keeps_the_shops_query_but_not_fields_that_imitate_ours(
     tampered = url.replace("result=", "result=e30")  # another result under the same signature
     with pytest.raises(SignatureError):
         verified_return(tampered, shop.merchant.merchant_no)
+
+
+def test_the_back_link_stops_redirecting_an_hour_after_the_order_ended(
+    client: TestClient, bank: GatewayBank, shop: Shop, clock: FixedClock
+) -> None:
+    order = shop.order(20 * YUAN, expire_minutes=15)
+    path = f"/pay/{orders.pay_token(VAULT, order.trade_no)}/back"
+    assert client.get(path).status_code == 303
+    clock.advance(timedelta(minutes=15) + timedelta(hours=1))
+    assert client.get(path).status_code == 404  # no longer a redirect from the bank's address

@@ -4,6 +4,7 @@ review split of the merchant portal."""
 
 import pytest
 
+from ebank.core.clock import business_date
 from ebank.core.errors import EbankError
 from ebank.gateway import orders, refunds, settlement
 from ebank.gateway.models import OrderView
@@ -198,3 +199,72 @@ def test_another_merchants_refund_cannot_be_reviewed(
     assert code_of(lambda: bank.writer.execute(refunds.approve(
         VAULT, merchant_id=other.id, refund_id=asked.id, operator=outsider.operator,
         code=outsider.code(bank.clock)))) == "REFUND_NOT_FOUND"  # fmt: skip
+
+
+def test_an_order_is_refunded_only_once_every_fen_is_back_not_when_some_waits(
+    bank: GatewayBank, shop: Shop, buyer: Buyer
+) -> None:
+    entry = add_operator(bank.writer, shop.merchant.customer_id, "entry.li", "maker")
+    review = add_operator(bank.writer, shop.merchant.customer_id, "review.wang", "checker")
+    order = shop.order(100 * YUAN, "escrow")
+    buyer.paid(order)
+    first = refund(bank, shop, order, "R1", 60 * YUAN, review=True, actor=entry.operator.actor)
+    second = refund(bank, shop, order, "R2", 40 * YUAN, review=True, actor=entry.operator.actor)
+    for asked in (first, second):
+        bank.writer.execute(refunds.approve(
+            VAULT, merchant_id=shop.id, refund_id=asked.id, operator=review.operator,
+            code=review.code(bank.clock)))  # fmt: skip
+        status = shop.refresh(order).status
+        assert status == ("held" if asked is first else "refunded")
+    assert buyer.balance() == FUNDS and bank.ledger_balance(ESCROW) == 0
+    sound(bank.engine)
+
+
+def test_a_dispute_refund_sets_waiting_refunds_aside_and_pays_back_the_rest(
+    bank: GatewayBank, shop: Shop, buyer: Buyer
+) -> None:
+    entry = add_operator(bank.writer, shop.merchant.customer_id, "entry.li", "maker")
+    order = shop.order(100 * YUAN, "escrow")
+    buyer.paid(order)
+    refund(bank, shop, order, "R1", 10 * YUAN)
+    waiting = refund(bank, shop, order, "R2", 30 * YUAN, review=True, actor=entry.operator.actor)
+    # The merchant cannot take the number the bank gives a dispute's refund.
+    assert code_of(refund, bank, shop, order, f"DISPUTE:{order.trade_no}", 1) == "INVALID_INPUT"
+    bank.writer.execute(orders.dispute(customer_id=buyer.id, trade_no=order.trade_no,
+                                       reason="假货", channel="online"))  # fmt: skip
+    decided = bank.writer.execute(orders.decide_dispute(
+        VAULT, trade_no=order.trade_no, outcome="refund", note="商户认可", actor="staff:1",
+    ))  # fmt: skip
+    assert decided.status == "refunded" and decided.refunded_amount == 100 * YUAN
+    assert buyer.balance() == FUNDS and bank.ledger_balance(ESCROW) == 0
+    with bank.engine.connect() as conn:
+        set_aside = refunds.get(conn, merchant_id=shop.id, out_refund_no=waiting.out_refund_no)
+    assert set_aside.status == "rejected"
+    sound(bank.engine)
+
+
+def test_an_authorisation_whose_captures_all_went_back_ends_refunded(
+    bank: GatewayBank, shop: Shop, buyer: Buyer
+) -> None:
+    order = shop.order(100 * YUAN, "authorise")
+    buyer.paid(order)
+    bank.writer.execute(orders.capture(merchant_id=shop.id, out_trade_no=order.out_trade_no,
+                                       capture_no="C1", amount=40 * YUAN, final=False))  # fmt: skip
+    refund(bank, shop, order, "R1", 40 * YUAN)
+    ended = bank.writer.execute(orders.void(merchant_id=shop.id, out_trade_no=order.out_trade_no))
+    assert ended.status == "refunded" and buyer.balance() == FUNDS
+
+
+def test_a_realtime_merchant_whose_account_cannot_take_money_is_settled_later(
+    bank: GatewayBank, buyer: Buyer
+) -> None:
+    shop = bank.merchant(cycle="t0_realtime")
+    bank.decide("account.suspend", {"account": shop.account.number})  # 涉案: takes nothing
+    order = shop.order(100 * YUAN)
+    assert buyer.paid(order).status == "paid"  # the payment stands; the settlement waits
+    assert bank.ledger_balance(PENDING) == 100 * YUAN and shop.settlement_balance() == 0
+    bank.decide("account.reinstate", {"account": shop.account.number})
+    today = business_date(bank.clock.now())
+    settlement.end_of_day(bank.writer, business_day=today)
+    assert shop.settlement_balance() == 100 * YUAN - 25 and bank.ledger_balance(PENDING) == 0
+    sound(bank.engine)

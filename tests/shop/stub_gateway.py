@@ -138,7 +138,8 @@ class StubGateway:
 
     def notification(self, event_id: str, order: dict[str, Any]) -> tuple[dict[str, str], bytes]:
         """The signed headers and body of a notification about `order`."""
-        body = json.dumps({"id": event_id, "type": f"order.{order['status']}",
+        body = json.dumps({"id": event_id, "merchant_no": order["merchant_no"],
+                           "type": f"order.{order['status']}",
                            "created_at": self.clock.now().isoformat(), "data": order},
                           ensure_ascii=False).encode()  # fmt: skip
         return signing.signed_headers(body, now=self.clock.now()), body

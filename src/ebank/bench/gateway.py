@@ -45,7 +45,7 @@ from ebank.cards import service as cards
 from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
 from ebank.core.money import format_minor
-from ebank.core.settings import Settings
+from ebank.core.settings import Settings, get_settings
 from ebank.core.writer import Command, Tx, Writer
 from ebank.customers.identity import credit_check_for
 from ebank.customers.service import register_enterprise, register_individual
@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> str:
             f"a buyer pays at most ¥{PER_DAY // YUAN:,} a day: give at least one buyer for "
             f"every {PER_DAY // LEAST} flows"
         )
+    get_settings().gateway_private_notify = True  # the receiver listens on loopback
     with _pin_hasher(args.pin_hash):
         return on_database(args, _bench)
 

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # The merchant gateway's own RSA-2048 key pair, which signs its answers, notifications and
     # return results (PEM, made once at this path, readable by its owner only).
     gateway_key_path: Path = Path("var/gateway-key.pem")
+    # Whether merchants' notify URLs may point at loopback or private addresses. Off in
+    # production (a merchant must not make the bank post into its own network); on for a demo
+    # or tests whose shop runs on the same machine.
+    gateway_private_notify: bool = False
     # Account numbers: this prefix, an 11-digit sequence and a Luhn check digit.
     account_number_prefix: str = Field(default="6217001", pattern=r"^[0-9]{7}$")
     # Card numbers: this BIN, a 9-digit sequence and a Luhn check digit.

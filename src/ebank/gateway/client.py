@@ -325,8 +325,11 @@ class GatewayClient:
         hours later: act on each `id` once, and answer `success`."""
         given = httpx.Headers(headers)
         names = (TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER, SERIAL_HEADER)
-        self._check_signed(*(given.get(name) for name in names), body)
-        return cast(dict[str, Any], json.loads(body))
+        # Every attempt is signed when it is sent: an old one is a replay.
+        self._check_signed(*(given.get(name) for name in names), body, now=self._clock())
+        notice = cast(dict[str, Any], json.loads(body))
+        self._for_me(notice.get("merchant_no"))
+        return notice
 
     def verify_return(self, params: Mapping[str, str]) -> dict[str, Any]:
         """The result the gateway appended to your return URL, once its signature checks out.
@@ -339,7 +342,15 @@ class GatewayClient:
             raise SignatureError("the return's result is not base64url") from None
         fields = (params.get(name) for name in RETURN_FIELDS[1:])
         self._check_signed(*fields, body)
-        return cast(dict[str, Any], json.loads(body))
+        result = cast(dict[str, Any], json.loads(body))
+        self._for_me(result.get("merchant_no"))
+        return result
+
+    def _for_me(self, merchant_no: object) -> None:
+        """The gateway signs for every merchant with one key: what it signed for another
+        merchant, forwarded here, is refused."""
+        if merchant_no != self.merchant_no:
+            raise SignatureError("signed by the gateway, but for another merchant")
 
     # -- plumbing ---------------------------------------------------------------------------
     @staticmethod

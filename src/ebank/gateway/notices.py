@@ -16,8 +16,10 @@ the same body, so the same event id (`notice_id`): merchants deduplicate by it. 
 The merchant's log (`notifications_of`) lists each notice with every attempt.
 """
 
+import ipaddress
 import json
 import re
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -33,10 +35,12 @@ from sqlalchemy import Connection, bindparam, select
 from ebank.core import audit, outbox
 from ebank.core.clock import Clock, as_utc
 from ebank.core.errors import EbankError
+from ebank.core.settings import get_settings
 from ebank.core.tables import outbox_events
 from ebank.core.writer import Command, Tx, Writer
 from ebank.gateway import signing
 from ebank.gateway.tables import (
+    merchants,
     notice_deliveries,
     notice_intake,
     notice_messages,
@@ -100,7 +104,7 @@ def _link(conn: Connection, event_ids: list[int]) -> None:
 
 NOTICES = delivery.Queue(
     "gateway_notice", (), notice_intake, notice_messages, notice_deliveries,
-    backoff=BACKOFF, for_customers=False, plain=("id", "url", "created_at", "data"),
+    backoff=BACKOFF, for_customers=False, plain=("id", "url", "created_at", "merchant_no", "data"),
     on_intake=_link,
 )  # fmt: skip
 
@@ -134,6 +138,10 @@ def announce(
     payload = {
         "id": notice_id(number, tx.now), "kind": event_type, "expires_at": None,
         "url": notify_url, "created_at": as_utc(tx.now).isoformat(),
+        # Whom it is for, inside what is signed: a notice forwarded to another merchant fails.
+        "merchant_no": tx.conn.execute(
+            select(merchants.c.merchant_no).where(merchants.c.id == merchant_id)
+        ).scalar_one(),
         "data": json.dumps(data, ensure_ascii=False, sort_keys=True),
     }  # fmt: skip
     outbox.emit(tx, NOTICES.topic, f"merchant:{merchant_id}", payload)
@@ -143,6 +151,7 @@ def body_of(message: delivery.Message) -> bytes:
     """The notice as every attempt posts it, byte for byte."""
     body = {
         "id": message.plain["id"],
+        "merchant_no": message.plain["merchant_no"],
         "type": message.kind,
         "created_at": message.plain["created_at"],
         "data": json.loads(message.plain["data"]),
@@ -170,6 +179,36 @@ def _split(url: str) -> tuple[_Origin, str]:
         "?" + quote(parts.query, safe=_SAFE) if parts.query else ""
     )
     return (parts.scheme, parts.hostname.encode("idna").decode(), port), target
+
+
+def _private(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    return not ip.is_global or ip.is_multicast
+
+
+def literal_refused(host: str) -> bool:
+    """Whether a notify URL's host names the bank's own machine or network outright: a
+    loopback, private, link-local, reserved or multicast address, or `localhost`. Allowed only
+    with `gateway_private_notify` (a demo or tests whose shop is on the same machine)."""
+    if get_settings().gateway_private_notify:
+        return False
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return _private(name)
+    except ValueError:  # a name, not an address: checked when a notice is sent
+        return False
+
+
+def _resolve_public(host: str, port: int) -> None:
+    """OSError unless every address `host` resolves to is public (a name can be pointed at
+    the bank's own network after the order was made)."""
+    if get_settings().gateway_private_notify:
+        return
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    if not found or any(_private(str(info[4][0])) for info in found):
+        raise PermissionError("the notify URL's host is not a public address")
 
 
 class Poster:
@@ -236,6 +275,7 @@ class Poster:
 
     def _connect(self, origin: _Origin) -> HTTPConnection:
         scheme, host, port = origin
+        _resolve_public(host, port)
         conn = (
             HTTPSConnection(host, port, timeout=self.timeout, context=self.tls)
             if scheme == "https"

@@ -157,10 +157,10 @@ def of_merchant(
     query = select(orders).where(orders.c.merchant_id == merchant_id)
     if status is not None:
         query = query.where(orders.c.status == status)
-    if since is not None:
-        query = query.where(orders.c.created_at >= since)
+    if since is not None:  # stored in UTC: SQLite compares the text, so convert first
+        query = query.where(orders.c.created_at >= as_utc(since))
     if until is not None:
-        query = query.where(orders.c.created_at < until)
+        query = query.where(orders.c.created_at < as_utc(until))
     if before is not None:
         query = query.where(orders.c.id < before)
     number = merchants.get(conn, merchant_id).merchant_no
@@ -212,6 +212,15 @@ def _change(
     return view
 
 
+def refunded_back(conn: Connection, order_id: int) -> int:
+    """What refunds of the order have paid back so far (not those waiting for review)."""
+    total = conn.execute(
+        select(func.coalesce(func.sum(movements.c.amount), 0))
+        .where(movements.c.order_id == order_id, movements.c.kind == "refund")
+    ).scalar_one()  # fmt: skip
+    return int(total)  # a SUM is a numeric on PostgreSQL
+
+
 def record_refund(tx: Tx, row: Any, merchant: Merchant, *, refunded: int, whole: bool,
                   actor: str, refund_no: str) -> None:  # fmt: skip
     """A refund of the order has succeeded (its own notice is the refund's): the order's
@@ -257,6 +266,8 @@ def _url(value: object, what: str) -> str:
         or not text.isprintable() or " " in text or parts.username or parts.password
     ):  # fmt: skip
         raise EbankError("INVALID_INPUT", reason=f"{what} is an http(s) URL of at most 512 chars")
+    if what == "notify_url" and notices.literal_refused(parts.hostname):
+        raise EbankError("INVALID_INPUT", reason="notify_url must be a public address")
     return text
 
 
@@ -464,7 +475,6 @@ def pay(vault: Vault, payment: Payment, origin: Origin = BANK_RUN) -> Command[Ch
         if merchant.status != "active":
             raise EbankError("MERCHANT_SUSPENDED")
         card = _card(tx.conn, p.customer_id, p.card_id, tx.now)
-        controls.check(tx.conn, p.customer_id, row.amount, tx.now)
         verdict = pin.record(tx, channel=p.channel)
         if verdict.ok and p.method is not None:
             factor = Confirmation(p.method, p.code, p.challenge_id, p.signature)
@@ -476,6 +486,8 @@ def pay(vault: Vault, payment: Payment, origin: Origin = BANK_RUN) -> Command[Ch
         limits.authorise(
             tx, _limits_payment(card, tx.conn, p.customer_id, p.channel, row.amount, method)
         )
+        # After the limits: they hold the buyer's row, so two payments count one after the other.
+        controls.check(tx.conn, p.customer_id, row.amount, tx.now)
         seen = RiskContext(
             event="gateway_payment", customer_id=p.customer_id, channel="gateway",
             device=origin.device, ip=origin.ip, amount=row.amount,
@@ -590,8 +602,8 @@ def dispute(*, customer_id: int, trade_no: str, reason: str, channel: str) -> Co
     def run(tx: Tx) -> OrderView:
         why = checked_text(reason, "a reason", 200)
         row, merchant = _buyer_order(tx, customer_id, trade_no)
-        if row.mode != "escrow" or row.status != "held":
-            raise refusal(row, "dispute")
+        if row.mode != "escrow" or row.status != "held" or tx.now >= as_utc(row.release_at):
+            raise refusal(row, "dispute")  # once due to the merchant, it is the merchant's
         actor = f"customer:{customer_id}"
         audit.record(tx, actor=actor, action="gateway.escrow.dispute",
                      subject=f"order:{row.trade_no}", channel=channel,
@@ -650,7 +662,9 @@ def capture(
             .where(movements.c.order_id == row.id, movements.c.capture_no == capture_no)
         ).first()  # fmt: skip
         if done is not None:
-            if done.amount != amount:
+            # A final capture ends the authorisation: the same number asked again as final
+            # while it still stands was not the capture it names.
+            if done.amount != amount or (final and row.status == "authorised"):
                 raise EbankError("IDEMPOTENCY_CONFLICT")
             return _view(row, merchant.merchant_no)
         if row.mode != "authorise" or row.status != "authorised":
@@ -683,7 +697,9 @@ def _end_authorisation(tx: Tx, row: Any, merchant: Merchant, actor: str, what: s
         if error.code != "HOLD_NOT_PENDING":
             raise
     if row.paid_amount > 0:
-        return _change(tx, row, merchant, status="paid", what=what, actor=actor)
+        whole = refunded_back(tx.conn, row.id) == row.paid_amount  # captured, all given back
+        return _change(tx, row, merchant, status="refunded" if whole else "paid", what=what,
+                       actor=actor)  # fmt: skip
     status = "voided" if what == "voided" else "expired"
     return _change(tx, row, merchant, status=status, what=what, actor=actor)
 

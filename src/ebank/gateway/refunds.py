@@ -135,7 +135,9 @@ def _finish(tx: Tx, vault: Vault, order: Any, merchant: Merchant, refund: dict[s
     _pay_back(tx, vault, order, merchant, refund)
     done = {"status": "succeeded", "decided_by": actor, "decided_at": tx.now}
     tx.conn.execute(refunds.update().where(refunds.c.id == refund["id"]).values(done))
-    whole = refunded == order.paid_amount and order.status != "authorised"
+    # Whole once every fen paid is back: refunds waiting for review are not back yet.
+    back = orders.refunded_back(tx.conn, order.id)
+    whole = back == order.paid_amount and order.status != "authorised"
     orders.record_refund(tx, order, merchant, refunded=refunded, whole=whole, actor=actor,
                          refund_no=refund["refund_no"])  # fmt: skip
     notices.announce(
@@ -278,16 +280,27 @@ def reject(vault: Vault, *, merchant_id: int, refund_id: int, operator: Operator
     return Command(run)
 
 
-def refund_rest(tx: Tx, vault: Vault, order: Any, merchant: Merchant, *, actor: str,
-                reason: str) -> None:  # fmt: skip
-    """Staff decided a dispute for the buyer: refund all that is left, from escrow."""
-    amount = _refundable(order)
+def refund_rest(
+    tx: Tx, vault: Vault, order: Any, merchant: Merchant, *, actor: str, reason: str
+) -> None:
+    """Staff decided a dispute for the buyer: refunds waiting for review are set aside (their
+    money goes back with this one) and all that is left is refunded from escrow."""
+    waiting = tx.conn.execute(
+        select(refunds.c.id).where(refunds.c.order_id == order.id, refunds.c.status == "requested")
+    ).scalars().all()  # fmt: skip
+    if waiting:
+        tx.conn.execute(
+            refunds.update().where(refunds.c.id.in_(waiting))
+            .values(status="rejected", decided_by=actor, decided_at=tx.now)
+        )  # fmt: skip
+    amount = order.paid_amount - orders.refunded_back(tx.conn, order.id)
     if amount <= 0:
-        return
+        raise orders.refusal(order, "refund")
     refund_id = tx.new_id("gateway_refunds")
     values = dict(
         id=refund_id, refund_no=reference("R", refund_id, tx.now), order_id=order.id,
-        merchant_id=merchant.id, out_refund_no=f"DISPUTE-{order.trade_no}",
+        # ':' is outside the merchant's numbers: a merchant cannot take this one first.
+        merchant_id=merchant.id, out_refund_no=f"DISPUTE:{order.trade_no}",
         request_hash=fingerprint(order=order.id, amount=amount, dispute=True), amount=amount,
         reason=reason[:128], status="requested", requested_by=actor, decided_by=None,
         created_at=tx.now, decided_at=None,

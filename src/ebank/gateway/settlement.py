@@ -135,10 +135,16 @@ def settle(tx: Tx, merchant: Merchant, rows: list[Any], *,
 
 
 def realtime(tx: Tx, merchant: Merchant, movement_id: int) -> None:
-    """Settle a movement at once if the merchant settles T+0 in real time."""
+    """Settle a movement at once if the merchant settles T+0 in real time. If the settlement
+    account cannot take it now (suspended, closed), the payment still stands: the movement
+    waits for the end of day, which carries it over and reports it."""
     if merchant.cycle == "t0_realtime":
         row = tx.conn.execute(select(movements).where(movements.c.id == movement_id)).one()
-        settle(tx, merchant, [row])
+        try:
+            settle(tx, merchant, [row])
+        except EbankError as error:  # raised before anything was written
+            log.warning("real-time settlement deferred",
+                        extra={"merchant": merchant.id, "code": error.code})  # fmt: skip
 
 
 def _unsettled() -> Any:

@@ -101,8 +101,9 @@ class Shop:
         """Note the order's status as the gateway's query or notification gave it."""
         with self._lock:
             sale = self.sales.get(order.get("out_trade_no", ""))
-            if sale is not None:
-                sale.status = order["status"]
+            if sale is None or order.get("trade_no") != sale.trade_no:
+                return None  # not the order this sale was made with
+            sale.status = order["status"]
             return sale
 
     def notified(self, event: dict[str, Any]) -> None:
@@ -111,7 +112,7 @@ class Shop:
             if event["id"] in self._events:
                 return
             self._events.add(event["id"])
-        sale = self.learn(event["data"])
+        sale = self.learn(event["data"]) if event["type"].startswith("order.") else None
         if sale is not None:
             with self._lock:
                 sale.notified.append(event["type"])

@@ -22,7 +22,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -510,14 +510,21 @@ async def pay_page(request: Request, token: str) -> Response:
     return await _render(visit)
 
 
+RETURN_WINDOW = timedelta(hours=1)
+
+
 @router.get("/{token}/back", name="pay_back", response_class=HTMLResponse)
 async def back_to_shop(request: Request, token: str) -> Response:
     """The buyer leaves for the shop's return URL, with the order's signed result as it now
-    stands (unpaid, most likely)."""
+    stands: while the order waits to be paid, and for `RETURN_WINDOW` after its time ran out
+    or it last changed. Not later: a link on the bank's own address must not serve, long
+    after, to send people wherever a merchant pointed its return URL."""
     visit = Visit.of(request, token)
 
     def back(conn: Connection) -> str:
         view = orders.by_trade_no(conn, orders.checkout(conn, token).trade_no)
+        if visit.now >= max(view.expires_at, view.updated_at) + RETURN_WINDOW:
+            raise EbankError("ORDER_NOT_FOUND")
         return returns.signed_return_url(view, now=visit.now)
 
     if not TOKEN.fullmatch(token):
