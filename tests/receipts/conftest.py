@@ -1,3 +1,3 @@
 """The API tests of receipts use the channels' app fixture."""
 
-from tests.channels.conftest import api, fast_hashing  # noqa: F401
+from tests.channels.conftest import api  # noqa: F401
