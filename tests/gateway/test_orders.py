@@ -8,6 +8,7 @@ import pytest
 from ebank.core.errors import EbankError
 from ebank.core.writer import Command
 from ebank.gateway import orders
+from ebank.gateway.models import OrderView
 from ebank.gateway.tables import order_events
 from tests.gateway.support import YUAN, Buyer, GatewayBank, Shop
 from tests.support import STAFF, VAULT, last_code, sound
@@ -122,7 +123,7 @@ def test_above_the_uncertified_limit_only_a_certificate_will_do(
 def test_an_sms_code_confirms_only_the_order_it_was_sent_for(
     bank: GatewayBank, shop: Shop, buyer: Buyer
 ) -> None:
-    order, other = shop.order(300 * YUAN), shop.order(400 * YUAN)
+    order, other = shop.order(300 * YUAN), shop.order(300 * YUAN)  # same merchant, same amount
     token = orders.pay_token(VAULT, order.trade_no)
     run(bank, orders.send_code(VAULT, token=token, customer_id=buyer.id,
                                card_id=buyer.debit_card, channel="online"))  # fmt: skip
@@ -326,3 +327,28 @@ def test_the_portal_search_reads_times_in_any_offset(bank: GatewayBank, shop: Sh
         found = orders.of_merchant(conn, shop.id, since=just_before)
         later = orders.of_merchant(conn, shop.id, since=just_before + timedelta(seconds=2))
     assert [o.trade_no for o in found] == [order.trade_no] and later == []
+
+
+def test_above_the_uncertified_limit_the_buyers_certificate_signs_exactly_this_payment(
+    bank: GatewayBank, shop: Shop, buyer: Buyer
+) -> None:
+    from ebank.security import certificates
+    from tests.security.test_certificates import csr_for, new_key, sign_challenge
+
+    key = new_key()
+    bank.writer.execute(certificates.issue_certificate(
+        VAULT, customer_id=buyer.id, csr_pem=csr_for(key), actor=STAFF))  # fmt: skip
+    order, other = shop.order(3_000 * YUAN), shop.order(3_000 * YUAN)
+
+    def signed(paid: OrderView) -> dict[str, object]:
+        challenge = run(bank, orders.start_signing(
+            token=orders.pay_token(VAULT, paid.trade_no), customer_id=buyer.id,
+            card_id=buyer.debit_card, channel="online"))  # fmt: skip
+        return {"method": "certificate", "challenge_id": challenge.id,
+                "signature": sign_challenge(key, challenge)}  # fmt: skip
+
+    # A signature over one order (its merchant and amount) confirms no other.
+    mine = signed(order)
+    assert not buyer.pay(other, **mine).verdict.ok
+    assert buyer.paid(order, **signed(order)).status == "paid"
+    assert buyer.balance() == 100_000 * YUAN - 3_000 * YUAN

@@ -412,10 +412,12 @@ def options(conn: Connection, *, token: str, customer_id: int, channel: str,
 
 def _confirming(row: Any, merchant: Merchant, card: Card, customer_id: int,
                 channel: str) -> confirm.Confirming:  # fmt: skip
-    """What the buyer's factor confirms: this card paying this merchant this amount."""
+    """What the buyer's factor confirms: this card paying this order (the bank's number for
+    it stands as the payee's account) to this merchant, this amount. A code or signature for
+    one order confirms no other, even of the same merchant and amount."""
     return confirm.Confirming(
         customer_id=customer_id, channel=channel, what="ecommerce", from_account=card.masked,
-        payee_account=merchant.merchant_no, payee_name=merchant.name, amount=row.amount,
+        payee_account=row.trade_no, payee_name=merchant.name, amount=row.amount,
     )  # fmt: skip
 
 
