@@ -164,7 +164,8 @@ def announce(
     writer.execute(
         Command(
             lambda tx: notices.announce(
-                tx, merchant_id=shop.id, order_id=order.id, notify_url=url,
+                tx, merchant_id=shop.id, merchant_no=shop.merchant.merchant_no,
+                order_id=order.id, notify_url=url,
                 event_type=event_type, data=orders.public(order),
             )
         )
@@ -478,7 +479,8 @@ def test_announce_refuses_bad_input_and_emits_nothing(
 ) -> None:
     order = shop.order(100)
     params = {
-        "merchant_id": shop.id, "order_id": order.id, "notify_url": "https://shop.example/n",
+        "merchant_id": shop.id, "merchant_no": shop.merchant.merchant_no, "order_id": order.id,
+        "notify_url": "https://shop.example/n",
         "event_type": "order.paid", "data": {"trade_no": order.trade_no},
     } | changes  # fmt: skip
     with pytest.raises(EbankError) as caught:
@@ -496,7 +498,8 @@ def test_a_notice_is_announced_only_if_its_change_commits(
 
     def change_that_fails(tx: Any) -> None:
         notices.announce(
-            tx, merchant_id=shop.id, order_id=order.id, notify_url=endpoint.url,
+            tx, merchant_id=shop.id, merchant_no=shop.merchant.merchant_no, order_id=order.id,
+            notify_url=endpoint.url,
             event_type="order.paid", data=orders.public(order),
         )  # fmt: skip
         raise EbankError("INSUFFICIENT_FUNDS")
@@ -511,7 +514,8 @@ def test_a_notice_for_an_unknown_order_fails_its_command_and_emits_nothing(
 ) -> None:
     def announce_unknown(tx: Any) -> None:
         notices.announce(
-            tx, merchant_id=shop.id, order_id=987_654, notify_url="https://shop.example/n",
+            tx, merchant_id=shop.id, merchant_no=shop.merchant.merchant_no, order_id=987_654,
+            notify_url="https://shop.example/n",
             event_type="order.paid", data={},
         )  # fmt: skip
 

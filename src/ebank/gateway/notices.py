@@ -40,7 +40,6 @@ from ebank.core.tables import outbox_events
 from ebank.core.writer import Command, Tx, Writer
 from ebank.gateway import signing
 from ebank.gateway.tables import (
-    merchants,
     notice_deliveries,
     notice_intake,
     notice_messages,
@@ -113,6 +112,7 @@ def announce(
     tx: Tx,
     *,
     merchant_id: int,
+    merchant_no: str,
     order_id: int,
     notify_url: str,
     event_type: str,
@@ -126,6 +126,8 @@ def announce(
         raise EbankError("INVALID_INPUT", reason="a notice names its merchant and order by id")
     if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
         raise EbankError("INVALID_INPUT", reason="a notice's type is order.<x> or refund.<x>")
+    if not isinstance(merchant_no, str):
+        raise EbankError("INVALID_INPUT", reason="a notice names its merchant's number")
     if not isinstance(notify_url, str) or not isinstance(data, dict):
         raise EbankError("INVALID_INPUT", reason="a notice has a notify URL and a JSON object")
     number = tx.new_id(notices.name)
@@ -139,9 +141,7 @@ def announce(
         "id": notice_id(number, tx.now), "kind": event_type, "expires_at": None,
         "url": notify_url, "created_at": as_utc(tx.now).isoformat(),
         # Whom it is for, inside what is signed: a notice forwarded to another merchant fails.
-        "merchant_no": tx.conn.execute(
-            select(merchants.c.merchant_no).where(merchants.c.id == merchant_id)
-        ).scalar_one(),
+        "merchant_no": merchant_no,
         "data": json.dumps(data, ensure_ascii=False, sort_keys=True),
     }  # fmt: skip
     outbox.emit(tx, NOTICES.topic, f"merchant:{merchant_id}", payload)

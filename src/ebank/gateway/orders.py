@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +29,7 @@ from ebank.accounts import service as accounts
 from ebank.cards import service as cards
 from ebank.cards.models import Card
 from ebank.core import audit
-from ebank.core.clock import as_utc, business_date
+from ebank.core.clock import as_utc, business_date, business_day_bounds
 from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError, checked_text
 from ebank.core.money import MAX_MINOR, format_minor
@@ -66,6 +66,7 @@ REQUEST_NO = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_EXPIRE_MINUTES = 7 * 24 * 60
 MAX_DAYS = 30
 SWEEP = 500
+HISTORY_DAYS = 366  # a buyer's payment history: a year back, whatever the year
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -102,8 +103,13 @@ def get(conn: Connection, *, merchant_id: int, out_trade_no: str) -> OrderView:
     return view_of(conn, _row(conn, where))
 
 
-def by_trade_no(conn: Connection, trade_no: str) -> OrderView:
-    return view_of(conn, _row(conn, orders.c.trade_no == trade_no))
+def by_trade_no(conn: Connection, trade_no: str, *, merchant_id: int | None = None) -> OrderView:
+    """An order by the bank's number; given `merchant_id`, only that merchant's (another's is
+    not found)."""
+    where = orders.c.trade_no == trade_no
+    if merchant_id is not None:
+        where &= orders.c.merchant_id == merchant_id
+    return view_of(conn, _row(conn, where))
 
 
 def public(view: OrderView) -> dict[str, Any]:
@@ -169,14 +175,20 @@ def of_merchant(
 
 
 def history_of(
-    conn: Connection, customer_id: int, *, since: datetime, before: int | None = None,
-    limit: int = 50,
+    conn: Connection, customer_id: int, *, since: date | None, now: datetime,
+    before: int | None = None, limit: int = 50,
 ) -> list[OrderView]:  # fmt: skip
-    """What a buyer paid online since a day (the customer's payment history), newest first."""
+    """What a buyer paid online from a business day on (at most `HISTORY_DAYS` back, the
+    default), newest first: the customer's payment history."""
+    today = business_date(now)
+    earliest = today - timedelta(days=HISTORY_DAYS)
+    if since is not None and not earliest <= since <= today:
+        raise EbankError("INVALID_INPUT", reason="since is a day within the last year")
+    start = business_day_bounds(since or earliest)[0]
     query = (
         select(orders, merchant_rows.c.merchant_no)
         .join(merchant_rows, merchant_rows.c.id == orders.c.merchant_id)
-        .where(orders.c.buyer_id == customer_id, orders.c.paid_at >= since)
+        .where(orders.c.buyer_id == customer_id, orders.c.paid_at >= start)
     )
     if before is not None:
         query = query.where(orders.c.id < before)
@@ -206,19 +218,22 @@ def _change(
     view = _view(SimpleNamespace(**{**row._asdict(), **values}), merchant.merchant_no)
     if announce:
         notices.announce(
-            tx, merchant_id=merchant.id, order_id=row.id, notify_url=row.notify_url,
+            tx, merchant_id=merchant.id, merchant_no=merchant.merchant_no,
+            order_id=row.id, notify_url=row.notify_url,
             event_type=f"order.{what}", data=public(view),
         )  # fmt: skip
     return view
 
 
-def refunded_back(conn: Connection, order_id: int) -> int:
-    """What refunds of the order have paid back so far (not those waiting for review)."""
-    total = conn.execute(
-        select(func.coalesce(func.sum(movements.c.amount), 0))
-        .where(movements.c.order_id == order_id, movements.c.kind == "refund")
-    ).scalar_one()  # fmt: skip
-    return int(total)  # a SUM is a numeric on PostgreSQL
+def refunded_back(conn: Connection, order_id: int, *, source: str | None = None) -> int:
+    """What refunds of the order have paid back so far (not those waiting for review); only
+    those paid out of `source` (escrow, pending, settlement) when given."""
+    query = select(func.coalesce(func.sum(movements.c.amount), 0)).where(
+        movements.c.order_id == order_id, movements.c.kind == "refund"
+    )
+    if source is not None:
+        query = query.where(movements.c.source == source)
+    return int(conn.execute(query).scalar_one())  # a SUM is a numeric on PostgreSQL
 
 
 def record_refund(tx: Tx, row: Any, merchant: Merchant, *, refunded: int, whole: bool,
@@ -556,13 +571,7 @@ def _tell_buyer(tx: Tx, vault: Vault, card: Card, amount: int, merchant_name: st
 def _release(tx: Tx, row: Any, merchant: Merchant, actor: str, what: str) -> OrderView:
     """Escrow pays the merchant what is left of the order there after refunds (one waiting
     for review is then paid back from the merchant's money)."""
-    refunded = int(
-        tx.conn.execute(
-            select(func.coalesce(func.sum(movements.c.amount), 0)).where(
-                movements.c.order_id == row.id, movements.c.source == "escrow"
-            )
-        ).scalar_one()
-    )  # fmt: skip (a SUM is a numeric on PostgreSQL)
+    refunded = refunded_back(tx.conn, row.id, source="escrow")
     amount = row.paid_amount - refunded
     if amount > 0:
         entry = ledger.transfer(

@@ -118,6 +118,12 @@ class Break:
     expected: int | str
     found: int | str
 
+    def __post_init__(self) -> None:
+        for name in ("expected", "found"):  # a SUM is a numeric on PostgreSQL: plain fen
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                object.__setattr__(self, name, int(value))
+
 
 class _Scope:
     """What a check covers: one business day (its movements, orders and settlements, and the

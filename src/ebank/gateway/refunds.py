@@ -141,7 +141,8 @@ def _finish(tx: Tx, vault: Vault, order: Any, merchant: Merchant, refund: dict[s
     orders.record_refund(tx, order, merchant, refunded=refunded, whole=whole, actor=actor,
                          refund_no=refund["refund_no"])  # fmt: skip
     notices.announce(
-        tx, merchant_id=merchant.id, order_id=order.id, notify_url=order.notify_url,
+        tx, merchant_id=merchant.id, merchant_no=merchant.merchant_no,
+        order_id=order.id, notify_url=order.notify_url,
         event_type="refund.succeeded",
         data=public(_view(SimpleNamespace(**{**refund, **done}), order)),
     )  # fmt: skip
@@ -199,6 +200,20 @@ def request(
         return get(tx.conn, merchant_id=merchant.id, out_refund_no=out_refund_no)
 
     return Command(run)
+
+
+def enter(
+    vault: Vault, *, merchant_id: int, operator: Operator, out_trade_no: str,
+    out_refund_no: str, amount: int, reason: str, channel: str = "merchant",
+) -> Command[RefundView]:  # fmt: skip
+    """An entry user (录入, the maker role) asks for a refund in the portal; it waits for a
+    review user (`approve`)."""
+    if "maker" not in operator.roles:
+        raise EbankError("FORBIDDEN")
+    return request(
+        vault, merchant_id=merchant_id, out_trade_no=out_trade_no, out_refund_no=out_refund_no,
+        amount=amount, reason=reason, actor=operator.actor, review=True, channel=channel,
+    )  # fmt: skip
 
 
 def _waiting(tx: Tx, merchant_id: int, refund_id: int) -> tuple[Any, Any, Merchant]:
@@ -272,7 +287,8 @@ def reject(vault: Vault, *, merchant_id: int, refund_id: int, operator: Operator
         )  # fmt: skip
         view = get(tx.conn, merchant_id=merchant.id, out_refund_no=refund.out_refund_no)
         notices.announce(
-            tx, merchant_id=merchant.id, order_id=order.id, notify_url=order.notify_url,
+            tx, merchant_id=merchant.id, merchant_no=merchant.merchant_no,
+            order_id=order.id, notify_url=order.notify_url,
             event_type="refund.rejected", data=public(view),
         )  # fmt: skip
         return view

@@ -5,7 +5,7 @@ online payments, and the buyer's word on an escrow order (goods received, or a d
 Someone else's card or order answers exactly like one that does not exist (404).
 """
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -15,8 +15,6 @@ from sqlalchemy import Connection
 from ebank.channels.api.auth import CustomerPrincipal, current_customer
 from ebank.channels.api.common import Before, ObjectId, PageSize, read, write
 from ebank.channels.api.schemas import ERRORS, Amount, In, text
-from ebank.core.clock import business_date, business_day_bounds
-from ebank.core.errors import EbankError
 from ebank.core.money import format_minor, parse_minor
 from ebank.gateway import controls, merchants, orders
 from ebank.gateway.models import OrderView
@@ -24,7 +22,6 @@ from ebank.gateway.models import OrderView
 router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["customer: online payment"])
 Me = Annotated[CustomerPrincipal, Depends(current_customer)]
 TradeNo = Annotated[str, Path(max_length=24, description="The bank's order number (trade_no)")]
-HISTORY_DAYS = 366  # a year back, whatever the year
 
 
 def _cny(fen: int | None) -> str | None:
@@ -148,14 +145,12 @@ async def my_online_payments(
     before: Before = None,
     limit: PageSize = 50,
 ) -> OnlinePaymentsOut:
-    today = business_date(request.app.state.clock.now())
-    earliest = today - timedelta(days=HISTORY_DAYS)
-    if since is not None and not earliest <= since <= today:
-        raise EbankError("INVALID_INPUT", reason="since is a day within the last year")
-    start = business_day_bounds(since or earliest)[0]
+    now = request.app.state.clock.now()
 
     def history(conn: Connection) -> list[OnlinePaymentOut]:
-        views = orders.history_of(conn, me.customer_id, since=start, before=before, limit=limit)
+        views = orders.history_of(
+            conn, me.customer_id, since=since, now=now, before=before, limit=limit
+        )
         return _out(conn, views)
 
     return OnlinePaymentsOut(payments=await read(request, history))
