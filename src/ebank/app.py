@@ -30,7 +30,18 @@ from ebank.channels.api.common import vault_of
 from ebank.channels.api.health import Metrics
 from ebank.channels.api.merchant_auth import SignedResponses
 from ebank.channels.api.middleware import RequestMiddleware
-from ebank.channels.web import pages, pay
+from ebank.channels.web import (
+    area,
+    bank,
+    bank_payments,
+    bank_settings,
+    console,
+    console_admin,
+    corporate,
+    merchant,
+    pages,
+    pay,
+)
 from ebank.clearing import service as clearing
 from ebank.core.clock import Clock, SystemClock
 from ebank.core.crypto import Vault
@@ -175,6 +186,17 @@ def create_app(
         app.include_router(demo_api.router)
     app.include_router(pages.router)
     app.include_router(pay.router)
+    for pages_router in (
+        bank.router,
+        bank_payments.router,
+        bank_settings.router,
+        corporate.router,
+        merchant.router,
+        console.router,
+        console_admin.router,
+    ):
+        app.include_router(pages_router)
+    area.install(app)
     app.add_api_route(
         f"{API_PREFIX}/docs", api_docs, methods=["GET"], include_in_schema=False,
         response_class=HTMLResponse,

@@ -17,21 +17,21 @@ and escape everything: a merchant names itself, and names can be hostile.
 """
 
 import hashlib
-import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection
 
 from ebank.channels.api.common import client_address, read, vault_of, write
-from ebank.channels.web.pages import templates
+from ebank.channels.web import guard
+from ebank.channels.web.templating import templates
 from ebank.core.clock import BUSINESS_TZ, as_utc
 from ebank.core.crypto import mask_name
 from ebank.core.errors import EbankError
@@ -140,18 +140,15 @@ class Visit:
     @classmethod
     def of(cls, request: Request, token: str) -> "Visit":
         now = request.app.state.clock.now().timestamp()
-        sealed = request.cookies.get(COOKIE)
-        if sealed:
-            try:
-                state = State(
-                    **json.loads(vault_of(request).decrypt(sealed, purpose=STATE_PURPOSE))
-                )
-            except (ValueError, TypeError):
-                state = None
-            idle = get_settings().session_idle_seconds
-            if state is not None and state.order == _bound(token) and now - state.seen < idle:
-                state.seen = now
-                return cls(request, token, state, True)
+        saved = guard.unseal(request, COOKIE, STATE_PURPOSE)
+        try:
+            state = State(**saved) if saved is not None else None
+        except TypeError:
+            state = None
+        idle = get_settings().session_idle_seconds
+        if state is not None and state.order == _bound(token) and now - state.seen < idle:
+            state.seen = now
+            return cls(request, token, state, True)
         return cls(request, token, State(_bound(token), secrets.token_urlsafe(32), now), False)
 
     @property
@@ -163,20 +160,13 @@ class Visit:
 
     def keep(self, response: Response) -> Response:
         """Send the state back (its idle clock restarted)."""
-        sealed = vault_of(self.request).encrypt(json.dumps(asdict(self.state)),
-                                                purpose=STATE_PURPOSE)  # fmt: skip
-        response.set_cookie(
-            COOKIE, sealed, max_age=get_settings().session_idle_seconds, path=self.url("pay_page"),
-            secure=self.request.url.scheme == "https", httponly=True, samesite="strict",
+        return guard.seal(
+            self.request, response, COOKIE, STATE_PURPOSE, asdict(self.state),
+            path=self.url("pay_page"), max_age=get_settings().session_idle_seconds,
         )  # fmt: skip
-        return response
 
     def forget(self, response: Response) -> Response:
-        response.delete_cookie(
-            COOKIE, path=self.url("pay_page"), secure=self.request.url.scheme == "https",
-            httponly=True, samesite="strict",
-        )  # fmt: skip
-        return response
+        return guard.forget(self.request, response, COOKIE, path=self.url("pay_page"))
 
     async def session(self) -> sessions.Session:
         """The buyer's session, resumed; SESSION_EXPIRED (and forgotten) when it has ended."""
@@ -198,16 +188,9 @@ def _guarded(response: Response, return_url: str | None = None) -> Response:
         origin = f"{parts.scheme}://{parts.netloc}"
         if ORIGIN.fullmatch(origin):
             allowed += f" {origin}"
-    response.headers.update({
-        "Content-Security-Policy": (
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; "
-            f"form-action {allowed}; frame-ancestors 'none'; base-uri 'none'"
-        ),
-        "X-Frame-Options": "DENY",
-        "Cache-Control": "no-store",
-        "Referrer-Policy": "no-referrer",  # the pay link is a secret: never in a Referer
-    })  # fmt: skip
-    return response
+    return guard.guarded(
+        response, scripts=False, form_action=allowed, referrer="no-referrer"
+    )  # the pay link is a secret: never in a Referer
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -353,26 +336,6 @@ async def _choose(
 
 
 # -- the forms --------------------------------------------------------------------------------
-async def _form(request: Request) -> dict[str, str]:
-    """A url-encoded form's fields (the first of each name); {} for anything else."""
-    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if kind != "application/x-www-form-urlencoded":
-        return {}
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            return {}
-    try:
-        pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=20)
-    except ValueError:  # not UTF-8, or too many fields
-        return {}
-    form: dict[str, str] = {}
-    for name, value in pairs:
-        form.setdefault(name, value)
-    return form
-
-
 def _required(form: dict[str, str], name: str) -> str:
     value = form.get(name, "").strip()
     if not value:
@@ -395,7 +358,7 @@ async def _handle(request: Request, token: str, step: Step) -> Response:
     in the cookie and in the form), for an order that can still be paid; then its step, whose
     refusal is shown beside the field it concerns."""
     visit = Visit.of(request, token)
-    form = await _form(request)
+    form = await guard.read_form(request, max_bytes=MAX_FORM_BYTES, max_fields=20)
     given = form.get("csrf", "").encode()
     if not visit.trusted or not secrets.compare_digest(given, visit.state.csrf.encode()):
         return await _render(visit, EbankError("FORM_EXPIRED"))

@@ -1,0 +1,113 @@
+"""Online banking (个人网银), the pages under /bank: logging in with the password and then the
+SMS or token code, and the customer's home with their accounts.
+
+The same pages serve as mobile banking in a phone's browser (they are laid out for a 375 px
+screen); the session is an online-banking one, as the API's online channel opens.
+"""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import Connection
+
+from ebank.accounts import service as accounts
+from ebank.accounts.models import CustomerAccount
+from ebank.channels.api.common import client_address, read, vault_of, write
+from ebank.channels.web.area import Area, required
+from ebank.channels.web.i18n import _
+from ebank.core.crypto import mask_name
+from ebank.core.errors import EbankError
+from ebank.customers import service as customers
+from ebank.security import login, sessions
+
+CHANNEL = "online"
+LOGIN_FIELDS = ("login", "password")
+CODE_FIELDS = ("code",)
+
+
+def _customers_only(session: sessions.Session) -> bool:
+    return (
+        session.customer_id is not None
+        and session.operator_id is None
+        and (session.channel == CHANNEL)
+    )
+
+
+BANK = Area("bank", "/bank", "bank_login", _customers_only)
+router = APIRouter(prefix=BANK.prefix, include_in_schema=False)
+BANK.session_routes(router)
+
+
+# -- logging in -------------------------------------------------------------------------------
+@router.get("/login", name="bank_login")
+async def login_page(request: Request) -> Response:
+    visit = BANK.visit(request)
+    if visit.state.challenge is not None:
+        return visit.render("bank/verify.html", factors=visit.state.factors, values={})
+    return visit.render("bank/login.html", values={})
+
+
+@router.post("/login", name="bank_login_password")
+async def log_in(request: Request) -> Response:
+    visit, form = await BANK.posted(request)
+    values = {"login": form.get("login", "")[:32]}
+    try:
+        who = required(form, "login", _("ID or mobile number"))
+        password = required(form, "password", _("Login password"))
+        begun = await write(
+            request,
+            login.begin(vault_of(request), login=who, password=password, channel=CHANNEL,
+                        send_sms=True),
+        )  # fmt: skip
+        challenge = begun.value()
+    except EbankError as error:
+        return visit.render("bank/login.html", error=error, fields=LOGIN_FIELDS, at="password",
+                            values=values)  # fmt: skip
+    visit.state.challenge, visit.state.factors = challenge.token, list(challenge.factors)
+    return visit.redirect("bank_login")
+
+
+@router.post("/login/verify", name="bank_login_verify")
+async def verify(request: Request) -> Response:
+    visit, form = await BANK.posted(request)
+    state = visit.state
+    factor = form.get("factor", "sms")
+    try:
+        if state.challenge is None:
+            raise EbankError("SESSION_EXPIRED")
+        code = required(form, "code", _("Verification code"))
+        done = await write(
+            request,
+            login.complete(vault_of(request), challenge=state.challenge,
+                           factor=factor if factor in state.factors else "sms", code=code,
+                           ip=client_address(request)),
+        )  # fmt: skip
+        started = done.value()
+    except EbankError as error:
+        if error.code == "SESSION_EXPIRED":  # the login ran out: it starts again
+            state.challenge, state.factors = None, []
+            return visit.render("bank/login.html", error=error, values={})
+        return visit.render("bank/verify.html", error=error, fields=CODE_FIELDS, at="code",
+                            factors=state.factors, values={"factor": factor})  # fmt: skip
+    customer_id = started.session.customer_id
+    name = await read(request, lambda conn: customers.holder(conn, customer_id).name)
+    return BANK.logged_in(visit, started, mask_name(name), "bank_home")
+
+
+@router.post("/login/restart", name="bank_login_restart")
+async def restart(request: Request) -> Response:
+    """Not me, or no code came: back to the password."""
+    visit, _form = await BANK.posted(request)
+    visit.state.challenge, visit.state.factors = None, []
+    return visit.redirect("bank_login")
+
+
+# -- home ------------------------------------------------------------------------------------
+@router.get("/", name="bank_home")
+async def home(request: Request) -> Response:
+    me = await BANK.signed_in(request)
+    customer_id = me.customer_id
+
+    def held(conn: Connection) -> list[CustomerAccount]:
+        return accounts.accounts_of(conn, customer_id)
+
+    return me.render("bank/home.html", accounts=await read(request, held))

@@ -1,0 +1,154 @@
+"""Online banking's pages: logging in with the password then the SMS code, the home page with
+the customer's accounts, and what keeps the pages safe (CSRF, escaping, headers, idle expiry,
+the language switch)."""
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from ebank.channels.web.templating import templates
+from ebank.core.clock import FixedClock
+from ebank.core.settings import get_settings
+from ebank.core.writer import Writer
+from tests.channels.api_support import (
+    ONLINE,
+    PASSWORD,
+    WRONG,
+    account_with_money,
+    customer,
+    sms_codes,
+)
+from tests.channels.web.support import Pages, bank_login, csrf_of
+
+
+def test_a_customer_logs_in_with_the_sms_code_and_sees_their_accounts(
+    api: TestClient, writer: Writer, engine: Engine
+) -> None:
+    person = customer(writer, 1, enrolled=ONLINE)
+    number = account_with_money(writer, person, [123_450])
+    pages = bank_login(api, engine, person)
+    home = pages.last
+    assert home is not None
+    assert number in home.text
+    assert "¥1,234.50" in home.text
+    assert "我的账户" in home.text  # zh-CN by default
+    assert "客*" in home.text  # the header names them, masked
+
+
+def test_a_wrong_password_is_shown_beside_the_form_and_sends_no_code(
+    api: TestClient, writer: Writer, engine: Engine
+) -> None:
+    person = customer(writer, 1, enrolled=ONLINE)
+    pages = Pages(api)
+    answer = pages.submit("/bank/login", "/bank/login", login=person.mobile, password=WRONG)
+    assert answer.status_code == 401
+    assert 'role="alert"' in answer.text and 'name="password"' in answer.text
+    assert sms_codes(engine, person.id) == []
+
+
+def test_an_empty_field_is_named_beside_it(api: TestClient) -> None:
+    answer = Pages(api).submit("/bank/login", "/bank/login", login="13900000001", password="")
+    assert answer.status_code == 400
+    assert 'id="password-error"' in answer.text and "登录密码" in answer.text
+
+
+def test_a_wrong_code_keeps_the_customer_on_the_code_step(
+    api: TestClient, writer: Writer, engine: Engine
+) -> None:
+    person = customer(writer, 1, enrolled=ONLINE)
+    pages = Pages(api)
+    pages.submit("/bank/login", "/bank/login", login=person.mobile, password=PASSWORD)
+    wrong = "000000" if sms_codes(engine, person.id)[-1] != "000000" else "111111"
+    answer = pages.submit("/bank/login", "/bank/login/verify", factor="sms", code=wrong)
+    assert answer.status_code == 401
+    assert 'id="code-error"' in answer.text
+    assert api.get("/bank/", follow_redirects=False).status_code == 303
+
+
+def test_a_page_asked_for_without_a_session_goes_to_the_login_and_back_after_it(
+    api: TestClient, writer: Writer, engine: Engine
+) -> None:
+    person = customer(writer, 1, enrolled=ONLINE)
+    away = api.get("/bank/?from=here", follow_redirects=False)
+    assert away.status_code == 303 and away.headers["location"] == "/bank/login"
+    pages = bank_login(api, engine, person)
+    assert pages.last is not None and str(pages.last.url).endswith("/bank/?from=here")
+
+
+def test_a_forged_form_is_refused_and_changes_nothing(
+    api: TestClient, writer: Writer, engine: Engine
+) -> None:
+    person = customer(writer, 1, enrolled=ONLINE)
+    pages = bank_login(api, engine, person)
+    forged = api.post("/bank/logout", data={"csrf": "not-the-token"})
+    assert forged.status_code == 403
+    assert "set-cookie" not in forged.headers
+    assert pages.get("/bank/").status_code == 200  # still logged in
+    without = api.post("/bank/logout", data={})
+    assert without.status_code == 403
+
+
+def test_the_form_token_of_one_visitor_does_not_serve_another(
+    api: TestClient, writer: Writer, engine: Engine
+) -> None:
+    person = customer(writer, 1, enrolled=ONLINE)
+    bank_login(api, engine, person)
+    stolen = csrf_of(api.get("/bank/"))
+    with TestClient(api.app) as stranger:
+        stranger.get("/bank/login")
+        assert stranger.post("/bank/logout", data={"csrf": stolen}).status_code == 403
+
+
+def test_logging_out_ends_the_session(api: TestClient, writer: Writer, engine: Engine) -> None:
+    person = customer(writer, 1, enrolled=ONLINE)
+    pages = bank_login(api, engine, person)
+    out = pages.submit("/bank/", "/bank/logout")
+    assert out.url.path == "/bank/login" and "您已安全退出" in out.text
+    assert api.get("/bank/", follow_redirects=False).status_code == 303
+
+
+def test_an_idle_session_ends_and_the_login_says_so(
+    api: TestClient, writer: Writer, engine: Engine, clock: FixedClock
+) -> None:
+    person = customer(writer, 1, enrolled=ONLINE)
+    bank_login(api, engine, person)
+    clock.advance(timedelta(seconds=get_settings().session_idle_seconds + 1))
+    assert api.get("/bank/", follow_redirects=False).headers["location"] == "/bank/login"
+
+
+def test_whatever_a_page_prints_is_escaped() -> None:
+    hostile = "<script>alert(1)</script>"
+    page = templates.env.from_string(
+        '{% import "web/macros.html" as m %}{{ m.field("name", label, {"name": bad}, value=bad) }}'
+    ).render(label=hostile, bad=hostile)
+    assert "<script>" not in page and page.count("&lt;script&gt;") == 3
+
+
+def test_pages_carry_a_strict_policy_and_no_inline_script(api: TestClient) -> None:
+    page = api.get("/bank/login")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["cache-control"] == "no-store"
+    cookie = page.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/bank" in cookie
+    assert "<script>" not in page.text and " on" + "click=" not in page.text
+
+
+def test_the_english_switch_changes_the_language_and_returns_to_the_page(
+    api: TestClient,
+) -> None:
+    switched = api.get("/lang/en?next=/bank/login", follow_redirects=False)
+    assert switched.status_code == 303 and switched.headers["location"] == "/bank/login"
+    page = api.get("/bank/login")
+    assert "Log in to online banking" in page.text and '<html lang="en">' in page.text
+    back = api.get("/lang/zh_CN?next=/bank/login")
+    assert "登录个人网上银行" in back.text
+
+
+def test_the_language_switch_goes_back_to_this_site_only(api: TestClient) -> None:
+    for elsewhere in ("https://evil.example/", "//evil.example/", "/\\evil.example/"):
+        answer = api.get(f"/lang/en?next={elsewhere}", follow_redirects=False)
+        assert answer.headers["location"] == "/"
