@@ -9,14 +9,15 @@ of times on the same database.
 """
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
+import pyotp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, select
 
 from ebank.accounts import service as accounts
 from ebank.accounts.models import CustomerAccount
@@ -29,6 +30,7 @@ from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
 from ebank.core.writer import Command, Writer
 from ebank.corporate import operators
+from ebank.corporate.tables import operators as operators_table
 from ebank.customers import identity
 from ebank.customers import service as customers
 from ebank.customers.models import CustomerView, Kind
@@ -37,8 +39,10 @@ from ebank.gateway import merchants, signing
 from ebank.ledger import service as ledger
 from ebank.ledger.chart import ensure_chart
 from ebank.ops import staff
+from ebank.ops.tables import staff as staff_table
 from ebank.security import certificates
 from ebank.security import service as security
+from ebank.security.tables import credentials
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,3 +357,55 @@ def registered(
             if view is not None:
                 found.append((view, accounts.accounts_of(conn, view.id)))
     return found
+
+
+# -- the demo's tokens, shown on its inbox page ------------------------------------------------
+TOKEN_STEP = 30  # seconds a TOTP code lasts
+
+
+@dataclass(frozen=True, slots=True)
+class DemoToken:
+    holder: str  # "staff", "operator" or "customer"
+    login: str  # what they log in with: username, or the customer's mobile number
+    name: str
+    code: str  # the code their token shows now
+    seconds_left: int
+
+
+def token_codes(conn: Connection, vault: Vault, now: datetime) -> list[DemoToken]:
+    """What the demo people's tokens show at `now`, so that a newcomer can log in to the
+    console, the merchant portal and online banking without an authenticator app. Demo only:
+    the app offers it only when it serves the demo bank, and only for the demo's own people."""
+    step, left = divmod(int(now.timestamp()), TOKEN_STEP)
+    shown: list[DemoToken] = []
+
+    def show(holder: str, login: str, name: str, sealed: str | None, purpose: str) -> None:
+        if sealed:
+            code = pyotp.TOTP(vault.decrypt(sealed, purpose=purpose)).generate_otp(step)
+            shown.append(DemoToken(holder, login, name, code, TOKEN_STEP - left))
+
+    for username, name, _roles in DEMO_STAFF:
+        seed = conn.execute(
+            select(staff_table.c.token_seed).where(staff_table.c.username == username)
+        ).scalar()
+        show("staff", username, name, seed, staff.SEED_PURPOSE)
+    for username, name, _roles in DEMO_OPERATORS:
+        seed = conn.execute(
+            select(operators_table.c.token_seed).where(operators_table.c.username == username)
+        ).scalar()
+        show("operator", username, name, seed, operators.SEED_PURPOSE)
+    today = business_date(now)
+    for person in CUSTOMERS:
+        if person.kind != Kind.INDIVIDUAL:
+            continue
+        found = customers.find_by_id_number(conn, vault, Kind.INDIVIDUAL, person.id_number,
+                                            today=today)  # fmt: skip
+        if found is None:
+            continue
+        seed = conn.execute(
+            select(credentials.c.secret).where(
+                credentials.c.customer_id == found.id, credentials.c.kind == "token"
+            )
+        ).scalar()
+        show("customer", person.mobile, person.name, seed, security.SEED_PURPOSE)
+    return shown
