@@ -38,6 +38,7 @@ from ebank.channels.web import (
     console,
     console_admin,
     corporate,
+    demo_inbox,
     merchant,
     pages,
     pay,
@@ -184,6 +185,7 @@ def create_app(
     app.include_router(online_payments_api.router)
     if settings.demo:
         app.include_router(demo_api.router)
+        app.include_router(demo_inbox.router)
     app.include_router(pages.router)
     app.include_router(pay.router)
     for pages_router in (
