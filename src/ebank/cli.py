@@ -29,7 +29,7 @@ STAFF_ACTS = {
 }
 
 
-def _prepare_database(settings: Settings) -> None:
+def prepare_database(settings: Settings) -> None:
     """Migrate to the latest schema and make sure the bank's own accounts exist."""
     from ebank.core import audit
     from ebank.core.db import make_engine
@@ -57,7 +57,7 @@ def _prepare_database(settings: Settings) -> None:
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     settings = get_settings()
-    _prepare_database(settings)
+    prepare_database(settings)
     print(f"database is at the latest schema: {_safe_url(settings.database_url)}")
     return 0
 
@@ -91,16 +91,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ebank.core.writer import Writer
 
     settings = get_settings()
-    _prepare_database(settings)
+    prepare_database(settings)
     vault = vault_for(settings)
     engine = make_engine(settings.database_url)
     writer = Writer(engine)
     try:
-        tokens = demo.seed(writer, vault)
-        staff_tokens = demo.seed_staff(writer, vault)
-        operator_tokens = demo.seed_operators(writer, vault)
-        demo.seed_cards(writer, vault)
-        merchant_no = demo.seed_merchant(writer, vault, settings.gateway_key_path.parent)
+        seeded = demo.seed_all(writer, vault, settings.gateway_key_path.parent)
     finally:
         writer.close()
     print(f"\nebank demo bank on {_safe_url(settings.database_url)}\n")
@@ -115,6 +111,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     engine.dispose()
     print(f"\n  every demo customer: login password {demo.DEMO_PASSWORD!r}, "
           f"transaction PIN {demo.DEMO_PIN!r}")  # fmt: skip
+    tokens, merchant_no = seeded.customer_tokens, seeded.merchant_no
+    staff_tokens, operator_tokens = seeded.staff_tokens, seeded.operator_tokens
     if tokens:
         print("  token (TOTP) enrolment, for an authenticator app (shown once, at seeding):")
         for customer_id, uri in tokens.items():

@@ -28,6 +28,7 @@ from ebank.core.channels import E_CHANNELS
 from ebank.core.clock import SystemClock, business_date
 from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
+from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Writer
 from ebank.corporate import operators
 from ebank.corporate.tables import operators as operators_table
@@ -283,7 +284,7 @@ def seed_billers(writer: Writer) -> None:
 def certificate_key_path(customer_id: int) -> Path:
     """Where the demo keeps a customer's certificate key: in a real bank it never leaves the
     customer's USB key."""
-    return Path("var/demo-keys") / f"customer-{customer_id}.key.pem"
+    return get_settings().data_key_path.parent / "demo-keys" / f"customer-{customer_id}.key.pem"
 
 
 def _certify(writer: Writer, vault: Vault, customer_id: int) -> None:
@@ -357,6 +358,28 @@ def registered(
             if view is not None:
                 found.append((view, accounts.accounts_of(conn, view.id)))
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Seeded:
+    """What seeding made that is shown once: token (TOTP) URIs of the customers, staff and
+    operators given a token by this run, and the example shop's merchant number."""
+
+    customer_tokens: dict[int, str]
+    staff_tokens: dict[str, str]
+    operator_tokens: dict[str, str]
+    merchant_no: str
+
+
+def seed_all(writer: Writer, vault: Vault, key_dir: Path) -> Seeded:
+    """Everything `ebank demo` seeds: customers, staff, the enterprise's operators, cards and
+    the example shop (whose keys go to `key_dir`, beside the gateway's)."""
+    customer_tokens = seed(writer, vault)
+    staff_tokens = seed_staff(writer, vault)
+    operator_tokens = seed_operators(writer, vault)
+    seed_cards(writer, vault)
+    merchant_no = seed_merchant(writer, vault, key_dir)
+    return Seeded(customer_tokens, staff_tokens, operator_tokens, merchant_no)
 
 
 # -- the demo's tokens, shown on its inbox page ------------------------------------------------
