@@ -147,3 +147,45 @@ def verify(conn: Connection, batch: int = 5000) -> Verification:
     elif head[1] != prev:
         return Verification(count, count, "the last record was replaced")
     return Verification(count, None, "intact")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    channel: str
+    address: str
+    outcome: str
+    subject: str
+    detail: dict[str, Any]
+
+
+def records(
+    conn: Connection, *, actor: str = "", action: str = "", since: datetime | None = None,
+    until: datetime | None = None, before: int | None = None, limit: int = 50,
+) -> list[AuditRecord]:  # fmt: skip
+    """Records newest first, for the console's viewer: of one `actor` ("staff:3"), of actions
+    starting with `action` ("risk.case" finds every case decision), at or after `since` and
+    before `until`, with ids below `before` (the last one of the previous page)."""
+    query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+    if actor:
+        query = query.where(audit_log.c.actor == actor)
+    if action:
+        escaped = action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(audit_log.c.action.like(escaped + "%", escape="\\"))
+    if since is not None:
+        query = query.where(audit_log.c.at >= since)
+    if until is not None:
+        query = query.where(audit_log.c.at < until)
+    if before is not None:
+        query = query.where(audit_log.c.id < before)
+    return [_audit_record(row) for row in conn.execute(query).mappings()]
+
+
+def _audit_record(row: Any) -> AuditRecord:
+    return AuditRecord(
+        row["id"], as_utc(row["at"]), row["actor"], row["action"], row["channel"],
+        row["address"], row["outcome"], row["subject"], json.loads(row["detail"]),
+    )  # fmt: skip

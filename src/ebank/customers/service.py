@@ -172,3 +172,35 @@ def find_by_mobile(conn: Connection, vault: Vault, mobile: str) -> list[Customer
         select(customers).where(customers.c.mobile_hash == digest).order_by(customers.c.id)
     ).mappings()
     return [_view(vault, row) for row in rows]
+
+
+REVEALABLE = {
+    "id_number": ("id_number_sealed", ID_PURPOSE),
+    "mobile": ("mobile_sealed", MOBILE_PURPOSE),
+}
+
+
+def reveal(
+    vault: Vault, *, customer_id: int, what: str, reason: str, actor: str,
+    channel: str = "console",
+) -> Command[str]:  # fmt: skip
+    """A customer's full identity or mobile number (`what`), for the member of staff who must
+    read it out or check it against a document. Screens show numbers masked; every reveal is
+    audited with who, whose, which number and why, so that curiosity leaves a trace."""
+
+    def run(tx: Tx) -> str:
+        if what not in REVEALABLE:
+            raise EbankError("INVALID_INPUT", reason=f"one of {sorted(REVEALABLE)} is revealed")
+        why = _name(reason, "a reason")
+        column, purpose = REVEALABLE[what]
+        holder(tx.conn, customer_id)
+        sealed = tx.conn.execute(
+            select(customers.c[column]).where(customers.c.id == customer_id)
+        ).scalar_one()
+        audit.record(
+            tx, actor=actor, action="customer.reveal", subject=f"customer:{customer_id}",
+            channel=channel, detail={"what": what, "reason": why},
+        )  # fmt: skip
+        return vault.decrypt(sealed, purpose=purpose)
+
+    return Command(run)
