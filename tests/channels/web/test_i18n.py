@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
 
 from ebank.channels.web import i18n
 
@@ -64,3 +65,19 @@ def test_the_default_language_is_chinese_and_english_is_the_source() -> None:
     i18n.use("en")
     assert i18n.gettext("Log in to online banking") == "Log in to online banking"
     i18n.use(i18n.DEFAULT_LOCALE)
+
+
+def test_no_message_id_is_translated_two_ways_in_two_catalogues() -> None:
+    """The catalogues are merged: a short id ("To") translated differently in two areas would
+    show one area's wording on the other's pages."""
+    seen: dict[str, tuple[str, str]] = {}
+    clashes = []
+    for po in sorted((i18n.CATALOGUES / "zh_CN" / "LC_MESSAGES").glob("*.po")):
+        with po.open("rb") as text:
+            for message in read_po(text, locale="zh_CN"):
+                if not message.id:
+                    continue
+                earlier = seen.setdefault(message.id, (po.name, message.string))
+                if earlier[1] != message.string:
+                    clashes.append(f"{message.id!r}: {earlier} vs {(po.name, message.string)}")
+    assert not clashes, "\n".join(clashes)

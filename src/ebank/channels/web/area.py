@@ -27,9 +27,11 @@ A form without the area's CSRF token is refused (403) and changes nothing; a pag
 without a session sends the browser to the login page, and back after it.
 """
 
+import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
@@ -41,9 +43,11 @@ from ebank.channels.web import guard, i18n
 from ebank.channels.web.i18n import _
 from ebank.channels.web.templating import templates
 from ebank.core.errors import EbankError
+from ebank.core.money import digits, parse_minor
 from ebank.core.settings import get_settings
 from ebank.security import sessions
 
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 WARN_BEFORE_SECONDS = 60  # the idle warning shows this long before the session ends
 
 
@@ -156,6 +160,8 @@ class Area:
         return f"web.{self.name}"
 
     def visit(self, request: Request) -> Visit:
+        # The visitor's language from the start: notices and errors are worded before render.
+        i18n.use(i18n.locale_of(request))
         now = request.app.state.clock.now().timestamp()
         saved = guard.unseal(request, self.cookie, self.purpose)
         try:
@@ -277,6 +283,34 @@ def required(form: dict[str, str], name: str, label: str) -> str:
     if not value:
         raise missing(name, label)
     return value
+
+
+def typed_amount(text: str, field: str, currency: str = "CNY") -> int:
+    """An amount as a person types it ("100", "12.5", "1,234.50"): padded to the currency's
+    digits, then read exactly by `parse_minor` (which the API uses as it is); anything else is
+    INVALID_AMOUNT beside `field`."""
+    text = text.strip().replace(",", "")
+    whole, dot, fraction = text.partition(".")
+    places = digits(currency)
+    if whole.isdigit() and places and (not dot or len(fraction) <= places):
+        text = f"{whole}.{fraction.ljust(places, '0')}"
+    try:
+        return parse_minor(text, currency)
+    except EbankError as error:
+        raise EbankError(error.code, **error.details, field=field) from None
+
+
+def typed_day(text: str, field: str) -> date | None:
+    """A date typed or picked as YYYY-MM-DD; None when left empty."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        if DAY.fullmatch(text):
+            return date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise EbankError("INVALID_INPUT", reason=_("a date such as 2026-11-30"), field=field)
 
 
 def with_query(path: str, **params: str) -> str:

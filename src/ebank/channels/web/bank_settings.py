@@ -17,12 +17,12 @@ from sqlalchemy import Connection
 from ebank.cards import service as cards
 from ebank.cards.models import Card
 from ebank.channels.api.common import Before, ObjectId, client_address, read, vault_of, write
-from ebank.channels.web.area import SignedIn, required
+from ebank.channels.web.area import SignedIn, required, typed_amount
 from ebank.channels.web.bank import BANK
 from ebank.channels.web.i18n import _
 from ebank.channels.web.words import N_, define
 from ebank.core.errors import EbankError
-from ebank.core.money import format_minor, parse_minor
+from ebank.core.money import format_minor
 from ebank.enrolment import service as enrolment
 from ebank.enrolment.service import Enrolment
 from ebank.gateway import controls, merchants, orders
@@ -65,11 +65,7 @@ define("settings_sms_locale", {"zh-CN": N_("Chinese"), "en": N_("English")})
 
 def _amount(form: dict[str, str], name: str, label: str) -> int:
     """An amount typed in a field; refused beside that field."""
-    typed = required(form, name, label)
-    try:
-        return parse_minor(typed)
-    except EbankError as error:
-        raise EbankError(error.code, **error.details, field=name) from None
+    return typed_amount(required(form, name, label), name)
 
 
 def _origin(me: SignedIn) -> Origin:
