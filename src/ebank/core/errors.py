@@ -553,6 +553,26 @@ CATALOGUE: dict[str, ErrorKind] = {
     "FORM_FIELD_MISSING": ErrorKind(
         400, "请填写或选择：{label}", "Please fill in or choose: {label}"
     ),
+    # Complaints (ops.complaints): a field named by `field` is shown beside it on the page.
+    "COMPLAINT_NOT_FOUND": ErrorKind(404, "投诉单不存在", "Complaint not found"),
+    "COMPLAINT_TEXT_INVALID": ErrorKind(
+        400, "请填写 1 至 {limit} 个字符的文字", "Please write 1 to {limit} characters of text"
+    ),
+    "COMPLAINT_CHOICE_INVALID": ErrorKind(400, "请从列表中选择", "Please choose one from the list"),
+    "COMPLAINT_OWNER_INVALID": ErrorKind(
+        422,
+        "处理人须为在岗且负责投诉处理的员工",
+        "The owner must be an enabled member of staff who handles complaints",
+    ),
+    "COMPLAINT_OWNER_REQUIRED": ErrorKind(
+        409, "请先指定投诉单的处理人", "Assign the complaint to someone first"
+    ),
+    "COMPLAINT_STATUS_REFUSED": ErrorKind(
+        409,
+        "投诉单当前的状态不能改为所选状态",
+        "The complaint cannot move from its current status to that one",
+    ),
+    "COMPLAINT_CLOSED": ErrorKind(409, "投诉单已办结，不能再改派", "The complaint is closed"),
     "NOT_FOUND": ErrorKind(404, "请求的地址不存在", "No such address"),
     "METHOD_NOT_ALLOWED": ErrorKind(
         405, "该地址不支持此操作", "This address does not allow that method"

@@ -12,7 +12,7 @@ from sqlalchemy import (
 )
 
 from ebank.core.db import metadata
-from ebank.core.tables import ID, UTC_TIME
+from ebank.core.tables import ID, UTC_TIME, one_of
 from ebank.security.tables import lockout_columns
 
 approval_requests = Table(
@@ -76,3 +76,50 @@ bank_parameters = Table(
     Column("changed_by", String(128), nullable=False),
     Column("changed_at", UTC_TIME, nullable=False),
 )
+
+# Complaints (投诉): one row per ticket, whose status and owner the service updates only with
+# the event that records the change, in the same transaction; the events are the history and
+# are only ever appended.
+COMPLAINT_STATUSES = ("open", "in_progress", "resolved", "closed")
+COMPLAINT_CHANNELS = ("counter", "phone", "online", "mobile", "sms", "letter", "regulator")
+COMPLAINT_CATEGORIES = (
+    "transaction", "fees", "card", "fraud", "channel_fault", "service", "disclosure", "other",
+)  # fmt: skip
+COMPLAINT_EVENTS = ("opened", "assigned", "comment", "status")
+
+complaints = Table(
+    "complaints",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("customer_id", ID, ForeignKey("customers.id"), nullable=False),
+    Column("channel", String(16), nullable=False),  # where the customer complained
+    Column("category", String(16), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # the latest status event's
+    Column("owner_id", ID, ForeignKey("staff.id"), nullable=True),  # the latest assignment's
+    Column("due_at", UTC_TIME, nullable=False),
+    Column("opened_by", String(128), nullable=False),
+    Column("opened_at", UTC_TIME, nullable=False),
+    Column("updated_at", UTC_TIME, nullable=False),
+    one_of("status", COMPLAINT_STATUSES),
+    one_of("channel", COMPLAINT_CHANNELS),
+    one_of("category", COMPLAINT_CATEGORIES),
+)
+Index("ix_complaints_status_due_at", complaints.c.status, complaints.c.due_at)
+Index("ix_complaints_owner_id", complaints.c.owner_id)
+Index("ix_complaints_customer_id", complaints.c.customer_id)
+
+complaint_events = Table(
+    "complaint_events",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("complaint_id", ID, ForeignKey("complaints.id"), nullable=False),
+    Column("what", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # the status after the event
+    Column("owner_id", ID, ForeignKey("staff.id"), nullable=True),  # the owner after it
+    Column("note", Text, nullable=False),  # the comment, the resolution, why; may be ""
+    Column("actor", String(128), nullable=False),
+    Column("at", UTC_TIME, nullable=False),
+    one_of("what", COMPLAINT_EVENTS),
+)
+Index("ix_complaint_events_complaint_id", complaint_events.c.complaint_id)
