@@ -37,6 +37,7 @@ from ebank.channels.web import (
     bank_settings,
     console,
     console_admin,
+    console_counter,
     corporate,
     demo_inbox,
     merchant,
@@ -196,6 +197,7 @@ def create_app(
         merchant.router,
         console.router,
         console_admin.router,
+        console_counter.router,
     ):
         app.include_router(pages_router)
     area.install(app)

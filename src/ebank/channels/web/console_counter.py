@@ -1,0 +1,350 @@
+"""The staff console's counter business (柜面开户/签约) and the failed/unknown transfer queue.
+
+The counter pages do what the staff API does at a counter (channels/api/staff.py and the
+enrolment routes of channels/api/limits.py): register an individual, open an account, issue a
+debit card, set the login password or transaction PIN the customer types, enrol a channel with
+agreed limits, enrol a token. Tellers and supervisors may (`staff.COUNTER`). Each create runs
+once per form shown (an idempotency key drawn with the page), so that a double click or a
+resubmitted page makes nothing twice.
+
+The exceptions queue lists what `payments.exceptions` lists for the API's
+/staff/payments/exceptions, to the same roles (`staff.LOOKUP`). Neither the API nor the
+clearing service offers staff an action on an exception (the clearing worker queries unknown
+outcomes by itself), so the page lists and links to the payer's file only.
+"""
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import Connection
+
+from ebank.accounts import service as accounts
+from ebank.accounts.models import CustomerAccount, Product, Tier
+from ebank.cards import service as cards
+from ebank.cards.models import Card
+from ebank.channels.api.common import FINGERPRINT_PURPOSE, ObjectId, read, vault_of, write
+from ebank.channels.web import i18n
+from ebank.channels.web.area import required, typed_amount
+from ebank.channels.web.console import CONSOLE, OnDuty, requires
+from ebank.channels.web.i18n import _
+from ebank.channels.web.words import N_, define
+from ebank.core.channels import E_CHANNELS
+from ebank.core.clock import business_date
+from ebank.core.errors import EbankError
+from ebank.core.writer import Command, Idempotency, fingerprint
+from ebank.customers import identity
+from ebank.customers import service as customers
+from ebank.customers.models import CustomerView
+from ebank.enrolment import service as enrolment
+from ebank.enrolment.service import Enrolment
+from ebank.limits import parameters as limit_parameters
+from ebank.ops import staff
+from ebank.payments import service as payments
+from ebank.payments.models import PaymentView
+from ebank.security.service import SECRET_KINDS, enroll_token, set_secret
+
+router = APIRouter(prefix=CONSOLE.prefix, include_in_schema=False)
+T = TypeVar("T")
+R = TypeVar("R")
+
+REGISTER_FIELDS = ("name", "id_number", "mobile")
+ACCOUNT_FIELDS = ("product", "tier", "term_months", "rate")
+CARD_FIELDS = ("account",)
+SECRET_FIELDS = ("kind", "secret", "secret_again")
+ENROL_FIELDS = ("channel", "daily_limit", "per_payment_limit")
+QUEUE_SIZE = 200  # as the API's default page of the queue
+RATE_CHARS = 8  # "100.0000": no rate needs more, and a longer number is refused unread
+
+define("console_counter_assurance", {
+    "counter": N_("At the counter"), "self": N_("Online, by the customer (lower limits)"),
+})  # fmt: skip
+define("console_counter_channel", {
+    "online": N_("Online banking"), "mobile": N_("Mobile banking"), "phone": N_("Phone banking"),
+    "sms": N_("SMS banking"),
+})  # fmt: skip
+define("console_counter_payment_status", {
+    "scheduled": N_("Scheduled"), "sending": N_("Sending"), "unknown": N_("Outcome unknown"),
+    "completed": N_("Completed"), "failed": N_("Failed"), "revoked": N_("Revoked"),
+    "returned": N_("Returned"), "review": N_("Held for review"),
+})  # fmt: skip
+define("console_counter_payment_kind", {
+    "own": N_("Between own accounts"), "intra": N_("Within the bank"),
+    "interbank": N_("To another bank"), "bill": N_("Bill payment"), "payroll": N_("Payroll"),
+    "debit": N_("Direct debit"),
+})  # fmt: skip
+
+
+def _once(
+    me: OnDuty, form: dict[str, str], command: Command[T], answer: Callable[[T], R], **what: Any
+) -> Command[R]:
+    """`command` run once per form shown: the form's key, with what it asks (`what`, hashed
+    under the vault's key: it may hold an ID number), makes a repeat answer as the first did
+    (`answer`, a plain value, is what is kept)."""
+    asked = vault_of(me.request).lookup_hash(fingerprint(**what), purpose=FINGERPRINT_PURPOSE)
+    once = Idempotency(me.actor, form.get("key", ""), asked)
+    return Command(lambda tx: answer(command.fn(tx)), idempotency=once, prepare=command.prepare)
+
+
+def _beside(error: EbankError, name: str) -> EbankError:
+    return EbankError(error.code, **{**error.details, "field": name})
+
+
+def _checked(name: str, check: Callable[[], object]) -> None:
+    """A value checked by the service's own rule, its refusal shown beside field `name`."""
+    try:
+        check()
+    except EbankError as error:
+        raise _beside(error, name) from None
+
+
+def _limit(form: dict[str, str], name: str) -> int | None:
+    """An optional limit typed in yuan; empty leaves it at the bank's maximum."""
+    text = form.get(name, "").strip()
+    return typed_amount(text, name) if text else None
+
+
+def _rate_bp(text: str) -> int:
+    """A term deposit's rate typed as a percentage ("1.75") in basis points (175), exactly."""
+    text = text.strip()
+    try:
+        bp = Decimal(text) * 100 if len(text) <= RATE_CHARS else Decimal("NaN")
+    except ArithmeticError:  # not a number, or one past the decimal context's range
+        bp = Decimal("NaN")
+    if not bp.is_finite() or bp != bp.to_integral_value():
+        raise EbankError("INVALID_INPUT", field="rate", reason=_("a percentage such as 1.75"))
+    return int(bp)
+
+
+# -- registering an individual ---------------------------------------------------------------
+@router.get("/counter", name="console_counter")
+async def counter(request: Request) -> Response:
+    me = await CONSOLE.signed_in(request)
+    requires(me, *staff.COUNTER)
+    return me.render("console/counter/register.html", values={}, key=secrets.token_urlsafe(24))
+
+
+@router.post("/counter/individuals", name="console_counter_register")
+async def register(request: Request) -> Response:
+    me, form = await CONSOLE.submitted(request)
+    requires(me, *staff.COUNTER)
+    values = {name: form.get(name, "")[:100] for name in REGISTER_FIELDS}
+    vault, today = vault_of(request), business_date(me.now)
+    try:
+        name = required(form, "name", _("Name"))
+        id_number = required(form, "id_number", _("Resident ID number"))
+        mobile = required(form, "mobile", _("Mobile"))
+        _checked("id_number", lambda: identity.resident_id(id_number, today=today))
+        _checked("mobile", lambda: identity.mobile(mobile))
+        command = customers.register_individual(
+            vault, name=name, id_number=id_number, mobile=mobile, actor=me.actor
+        )
+        customer_id = await write(
+            request,
+            _once(me, form, command, lambda view: view.id, op="register", name=name,
+                  id_number=id_number, mobile=mobile),
+        )  # fmt: skip
+    except EbankError as error:
+        if error.code == "INVALID_INPUT" and "field" not in error.details:
+            error = _beside(error, "name")  # past the ID and mobile, only the name is refused
+        elif error.code == "CUSTOMER_EXISTS":
+            error = _beside(error, "id_number")
+        return me.render("console/counter/register.html", error=error, fields=REGISTER_FIELDS,
+                         values=values, key=secrets.token_urlsafe(24))  # fmt: skip
+    return me.redirect(
+        "console_counter_customer", notice=_("Customer registered"), customer_id=customer_id
+    )
+
+
+# -- one customer's counter business ---------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    """A live enrolment with the most the bank allows it a day."""
+
+    enrolment: Enrolment
+    top_daily: int
+
+
+@dataclass(frozen=True, slots=True)
+class CounterFile:
+    customer: CustomerView
+    accounts: list[CustomerAccount]
+    cards: list[Card]
+    enrolments: list[Enrolled]
+
+
+def _file(conn: Connection, vault: Any, customer_id: int) -> CounterFile:
+    customer = customers.get_customer(conn, vault, customer_id)
+    bank = limit_parameters.load(conn)
+    enrolled = [
+        Enrolled(e, bank.channel_maximum(e.channel, e.assurance)[0])
+        for e in enrolment.enrolments_of(conn, customer_id)
+    ]
+    return CounterFile(
+        customer, accounts.accounts_of(conn, customer_id), cards.cards_of(conn, customer_id),
+        enrolled,
+    )  # fmt: skip
+
+
+async def _customer_page(me: OnDuty, customer_id: int, **context: Any) -> Response:
+    vault = vault_of(me.request)
+    try:
+        file = await read(me.request, lambda conn: _file(conn, vault, customer_id))
+    except EbankError as error:
+        return me.render("console/missing.html", error=error)
+    context.setdefault("values", {})
+    return me.render(
+        "console/counter/customer.html", file=file, key=secrets.token_urlsafe(24),
+        products=[p.value for p in Product], tiers=[t.value for t in Tier],
+        terms=accounts.TERM_MONTHS, secret_kinds=SECRET_KINDS, channels=E_CHANNELS, **context,
+    )  # fmt: skip
+
+
+@router.get("/counter/customers/{customer_id}", name="console_counter_customer")
+async def customer_counter(request: Request, customer_id: ObjectId) -> Response:
+    me = await CONSOLE.signed_in(request)
+    requires(me, *staff.COUNTER)
+    return await _customer_page(me, customer_id)
+
+
+async def _act(
+    request: Request, customer_id: int, fields: tuple[str, ...],
+    act: Callable[[OnDuty, dict[str, str]], Command[Any]], done: Callable[[Any], str], at: str,
+    keep: tuple[str, ...] = (),
+) -> Response:  # fmt: skip
+    """One counter act on a customer: the form read, the command `act` makes written, then
+    back to the customer's counter page saying `done`; a refusal shows beside its field (or
+    at `at`) with the values typed, but none not in `keep`: no password comes back."""
+    me, form = await CONSOLE.submitted(request)
+    requires(me, *staff.COUNTER)
+    try:
+        result = await write(request, act(me, form))
+    except EbankError as error:
+        values = {name: form.get(name, "")[:100] for name in keep}
+        return await _customer_page(me, customer_id, error=error, fields=fields, at=at,
+                                    values=values)  # fmt: skip
+    return me.redirect("console_counter_customer", notice=done(result), customer_id=customer_id)
+
+
+@router.post("/counter/customers/{customer_id}/accounts", name="console_counter_account")
+async def open_account(request: Request, customer_id: ObjectId) -> Response:
+    def act(me: OnDuty, form: dict[str, str]) -> Command[str]:
+        product, tier = form.get("product", ""), form.get("tier", "")
+        term = form.get("term_months", "").strip()
+        chosen = product == Product.TERM and term.isascii() and term.isdigit() and len(term) < 4
+        term_months = int(term) if chosen else None
+        rate = form.get("rate", "").strip()
+        rate_bp = _rate_bp(rate) if product == Product.TERM and rate else None
+        command = accounts.open_account(
+            customer_id=customer_id, product=product, tier=tier, term_months=term_months,
+            rate_bp=rate_bp, actor=me.actor,
+        )  # fmt: skip
+        return _once(me, form, command, lambda account: account.number, op="account",
+                     customer=customer_id, product=product, tier=tier, term=term_months,
+                     rate=rate_bp)  # fmt: skip
+
+    return await _act(request, customer_id, ACCOUNT_FIELDS, act,
+                      lambda number: _("Account %(number)s opened") % {"number": number},
+                      at="product", keep=ACCOUNT_FIELDS)  # fmt: skip
+
+
+@router.post("/counter/customers/{customer_id}/cards", name="console_counter_card")
+async def issue_card(request: Request, customer_id: ObjectId) -> Response:
+    def act(me: OnDuty, form: dict[str, str]) -> Command[str]:
+        number = required(form, "account", _("Account"))
+        command = cards.issue_debit_card(
+            vault_of(request), customer_id=customer_id, account_number=number, actor=me.actor
+        )
+        return _once(me, form, command, lambda issued: issued.card.masked, op="card",
+                     customer=customer_id, account=number)  # fmt: skip
+
+    return await _act(request, customer_id, CARD_FIELDS, act,
+                      lambda masked: _("Debit card %(card)s issued") % {"card": masked},
+                      at="account", keep=CARD_FIELDS)  # fmt: skip
+
+
+@router.post("/counter/customers/{customer_id}/secrets", name="console_counter_secret")
+async def set_customer_secret(request: Request, customer_id: ObjectId) -> Response:
+    """The customer types it twice on the counter's keypad; it is never shown back."""
+
+    def act(me: OnDuty, form: dict[str, str]) -> Command[None]:
+        kind, secret = form.get("kind", ""), form.get("secret", "")
+        required(form, "secret", _("New password or PIN"))
+        if form.get("secret_again", "") != secret:
+            raise EbankError("INVALID_INPUT", field="secret_again",
+                             reason=_("the two entries differ"))  # fmt: skip
+        return set_secret(customer_id=customer_id, kind=kind, secret=secret, actor=me.actor)
+
+    return await _act(request, customer_id, SECRET_FIELDS, act,
+                      lambda _none: _("Set: the customer's earlier one no longer works"),
+                      at="secret", keep=("kind",))  # fmt: skip
+
+
+@router.post("/counter/customers/{customer_id}/enrolments", name="console_counter_enrol")
+async def enrol(request: Request, customer_id: ObjectId) -> Response:
+    """Limits left empty are the bank's maximum for the channel, as in the API."""
+
+    def act(me: OnDuty, form: dict[str, str]) -> Command[Enrolment]:
+        channel = form.get("channel", "")
+        return enrolment.enrol_at_counter(
+            customer_id=customer_id, channel=channel, actor=me.actor,
+            daily_limit=_limit(form, "daily_limit"),
+            per_payment_limit=_limit(form, "per_payment_limit"),
+        )  # fmt: skip
+
+    return await _act(request, customer_id, ENROL_FIELDS, act,
+                      lambda _enrolled: _("Enrolled with the limits shown"),
+                      at="daily_limit", keep=ENROL_FIELDS)  # fmt: skip
+
+
+@router.post("/counter/customers/{customer_id}/token", name="console_counter_token")
+async def give_token(request: Request, customer_id: ObjectId) -> Response:
+    """A new token for the customer's authenticator app: its address is shown on this answer
+    alone (never kept, never in a URL); an earlier token stops working at once. Enrolling
+    twice only replaces the first, so this create needs no key."""
+    me, _form = await CONSOLE.submitted(request)
+    requires(me, *staff.COUNTER)
+    command = enroll_token(
+        vault_of(request), customer_id=customer_id, label=f"customer-{customer_id}",
+        actor=me.actor,
+    )  # fmt: skip
+    try:
+        uri = await write(request, command)
+    except EbankError as error:
+        return await _customer_page(me, customer_id, error=error, at="token")
+    return await _customer_page(me, customer_id, token_uri=uri)
+
+
+# -- the failed/unknown transfer queue -----------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A transfer of the queue, with its failure in words and the payer it belongs to."""
+
+    payment: PaymentView
+    failure: str | None
+    customer_id: int
+
+
+def _queue(conn: Connection, language: str) -> list[Queued]:
+    found = []
+    for view in payments.exceptions(conn, limit=QUEUE_SIZE):
+        failure = None
+        if view.failure_code is not None:
+            failure = EbankError(view.failure_code).message(language)
+        payer = accounts.get_account(conn, number=view.from_account)
+        found.append(Queued(view, failure, payer.customer_id))
+    return found
+
+
+@router.get("/exceptions", name="console_exceptions")
+async def exception_queue(request: Request) -> Response:
+    me = await CONSOLE.signed_in(request)
+    requires(me, *staff.LOOKUP)
+    i18n.use(i18n.locale_of(request))
+    language = i18n.language()
+    found = await read(request, lambda conn: _queue(conn, language))
+    return me.render("console/counter/exceptions.html", queue=found, full=len(found) == QUEUE_SIZE)
