@@ -48,6 +48,8 @@ from ebank.core.settings import get_settings
 from ebank.security import sessions
 
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+ID = re.compile(r"[1-9][0-9]{0,18}")
+MAX_ID = 2**63 - 1
 WARN_BEFORE_SECONDS = 60  # the idle warning shows this long before the session ends
 
 
@@ -298,6 +300,13 @@ def typed_amount(text: str, field: str, currency: str = "CNY") -> int:
         return parse_minor(text, currency)
     except EbankError as error:
         raise EbankError(error.code, **error.details, field=field) from None
+
+
+def typed_id(text: str | None) -> int | None:
+    """An object id from a path, a query or a form; None for anything that cannot name one
+    (ASCII digits only: `int` would take "²" or "１" where `isdigit` lets them by)."""
+    text = (text or "").strip()
+    return int(text) if ID.fullmatch(text) and int(text) <= MAX_ID else None
 
 
 def typed_day(text: str, field: str) -> date | None:

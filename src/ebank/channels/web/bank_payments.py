@@ -14,7 +14,6 @@ everything again when it pays (the SMS code is bound to the exact details).
 import csv
 import io
 import json
-import re
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -32,7 +31,7 @@ from ebank.accounts import service as accounts
 from ebank.accounts.models import CustomerAccount, Product
 from ebank.channels.api.common import client_address, read, vault_of, write
 from ebank.channels.web import guard, i18n
-from ebank.channels.web.area import SignedIn, missing, typed_amount, typed_day
+from ebank.channels.web.area import SignedIn, missing, typed_amount, typed_day, typed_id
 from ebank.channels.web.bank import BANK, CHANNEL
 from ebank.channels.web.i18n import _, money, when
 from ebank.channels.web.words import N_, define
@@ -56,8 +55,6 @@ DOWNLOAD_MAX = 5_000  # lines a statement download holds at most (narrow the dat
 CONFIRM_PURPOSE = "web.bank.confirm"  # of the sealed field that carries a pending payment
 CONFIRM_FOR_SECONDS = 30 * 60  # a confirmation page older than this is asked for again
 PAGE_FACTORS = ("sms", "token")  # what a browser page can confirm with; no certificate
-MAX_ID = 2**63 - 1
-_ID = re.compile(r"[1-9][0-9]{0,18}")
 
 define("bank_payment_status", {
     "scheduled": N_("Scheduled: not yet sent"), "sending": N_("Sent to the payee's bank"),
@@ -110,11 +107,6 @@ def placed(error: EbankError, slots: dict[str, str]) -> EbankError:
     if "field" in error.details or error.code not in slots:
         return error
     return EbankError(error.code, **error.details, field=slots[error.code])
-
-
-def typed_id(text: str) -> int | None:
-    """An object id from a path or a form; None for anything that cannot name one."""
-    return int(text) if _ID.fullmatch(text) and int(text) <= MAX_ID else None
 
 
 def origin_of(me: SignedIn) -> Origin:

@@ -22,7 +22,15 @@ from ebank.accounts.models import CustomerAccount
 from ebank.cards import service as cards
 from ebank.cards.models import Card
 from ebank.channels.api.common import ObjectId, read, vault_of, write
-from ebank.channels.web.area import Area, NotSignedIn, SignedIn, missing, required, with_query
+from ebank.channels.web.area import (
+    Area,
+    NotSignedIn,
+    SignedIn,
+    missing,
+    required,
+    typed_id,
+    with_query,
+)
 from ebank.channels.web.i18n import _
 from ebank.channels.web.words import N_, define
 from ebank.core import audit
@@ -189,7 +197,7 @@ define("console_risk_outcome", {
 
 def _number(text: str | None) -> int | None:
     """A positive id from a query string, or None for anything else."""
-    return int(text) if text and text.isdigit() and 0 < int(text) < 2**63 else None
+    return typed_id(text)
 
 
 @router.get("/risk", name="console_risk")

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from sqlalchemy import Connection
 
 from ebank.channels.api.common import ObjectId, read, write
-from ebank.channels.web.area import missing, required
+from ebank.channels.web.area import missing, required, typed_id
 from ebank.channels.web.console import CONSOLE, OnDuty, holds, requires
 from ebank.channels.web.i18n import _
 from ebank.channels.web.words import N_, define, term
@@ -68,13 +68,14 @@ def _customer_id(text: str) -> int:
     text = text.strip()
     if not text:
         raise missing("customer", _("Customer number"))
-    if not text.isdigit() or not 0 < int(text) < 2**63:
+    found = typed_id(text)
+    if found is None:
         raise EbankError("CUSTOMER_NOT_FOUND", field="customer")
-    return int(text)
+    return found
 
 
 def _staff_id(text: str) -> int | None:
-    return int(text) if text.isdigit() and 0 < int(text) < 2**63 else None
+    return typed_id(text)
 
 
 # -- complaints -----------------------------------------------------------------------------------
@@ -112,7 +113,7 @@ async def complaint_new(request: Request) -> Response:
     me = await CONSOLE.signed_in(request)
     requires(me, *complaints.HANDLERS)
     customer = request.query_params.get("customer", "")
-    return _new_page(me, values={"customer": customer if customer.isdigit() else ""})
+    return _new_page(me, values={"customer": customer if typed_id(customer) else ""})
 
 
 @router.post("/complaints/new", name="console_complaint_open")
@@ -312,7 +313,7 @@ def _parameter_value(name: str, text: str) -> int:
             return parse_minor(text, "CNY")
         except EbankError as error:
             raise EbankError(error.code, field="value", **error.details) from None
-    if not text.isdigit() or len(text) > 16:
+    if not (text.isascii() and text.isdigit()) or len(text) > 16:
         raise EbankError("INVALID_INPUT", field="value", reason="a whole number")
     return int(text)
 
