@@ -104,6 +104,16 @@ def token_code(otpauth_uri: str) -> str:
     return totp.now()
 
 
+def next_token_code(otpauth_uri: str, used: str) -> str:
+    """The token's next code, once `used` (its current one) has been spent: the bank takes a
+    code once, so a second use within the same 30 seconds would be refused as a replay."""
+    deadline = time.monotonic() + 2 * demo.TOKEN_STEP
+    while (code := token_code(otpauth_uri)) == used:
+        assert time.monotonic() < deadline, "the token never moved on"
+        time.sleep(0.5)
+    return code
+
+
 def loopback_socket() -> socket.socket:
     """A socket bound to a free loopback port, for a server to listen on."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -1,0 +1,114 @@
+"""Online banking in a real browser: a customer logs in with the SMS code, saves a payee,
+transfers to them, sees the balance change and downloads the e-receipt; the English switch;
+and a form forged on another page is refused."""
+
+from datetime import UTC, datetime
+
+from playwright.sync_api import Page, expect
+
+from ebank import demo
+from ebank.accounts.service import accounts_of
+from ebank.channels.web import i18n
+from tests.browser.support import DemoBank, screenshot
+
+LI_SI = demo.CUSTOMERS[1]
+WANG_WU = demo.CUSTOMERS[2]  # logs in for the tests that move no money
+AMOUNT = 12_345  # ¥123.45
+
+
+def bank_login(page: Page, bank: DemoBank, mobile: str) -> None:
+    """The password, then the code texted to the phone (read from the demo's inbox)."""
+    page.goto(f"{bank.bank_url}/bank/")  # no session: to the login page, and back after it
+    page.get_by_label("证件号码或手机号").fill(mobile)
+    page.get_by_label("登录密码").fill(bank.password)
+    asked = datetime.now(UTC)
+    page.get_by_role("button", name="下一步").click()
+    page.get_by_role("textbox", name="验证码").fill(bank.sms_code(mobile, after=asked))
+    page.get_by_role("button", name="登录").click()
+    expect(page).to_have_url(f"{bank.bank_url}/bank/")
+
+
+def text_me_a_code(page: Page, bank: DemoBank, mobile: str) -> None:
+    asked = datetime.now(UTC)
+    page.get_by_role("button", name="获取短信验证码").click()
+    page.get_by_role("textbox", name="验证码").fill(bank.sms_code(mobile, after=asked))
+
+
+def account_of(bank: DemoBank, mobile: str) -> str:
+    with bank.engine.connect() as conn:
+        return accounts_of(conn, bank.customer_id(mobile))[0].number
+
+
+def balance_shown(page: Page) -> str:
+    return page.locator("table.accounts tbody tr").first.locator("td.amount").first.inner_text()
+
+
+def test_a_customer_transfers_to_a_payee_sees_the_balance_change_and_gets_the_receipt(
+    page: Page, demo_bank: DemoBank
+) -> None:
+    payer = demo.CUSTOMERS[0].mobile
+    before = demo_bank.balance(payer)
+    bank_login(page, demo_bank, payer)
+    i18n.use("zh_CN")
+    expect(page.locator("table.accounts")).to_contain_text(i18n.money(before))
+
+    page.get_by_role("link", name="收款人").first.click()
+    page.get_by_label("收款账号或卡号").fill(account_of(demo_bank, LI_SI.mobile))
+    page.get_by_label("收款人户名").fill(LI_SI.name)
+    text_me_a_code(page, demo_bank, payer)
+    page.get_by_role("button", name="保存收款人").click()
+    expect(page.get_by_role("status")).to_be_visible()
+
+    page.locator("tbody tr").filter(has_text=LI_SI.name).get_by_role("link", name="转账").click()
+    page.get_by_label("金额（元）").fill("123.45")
+    page.get_by_role("button", name="下一步").click()
+    expect(page.locator("main")).to_contain_text("¥123.45")
+    page.get_by_role("radio", name="短信验证码").check()
+    text_me_a_code(page, demo_bank, payer)
+    page.get_by_role("button", name="确认转账").click()
+    expect(page.locator("main")).to_contain_text("¥123.45")
+    screenshot(page, "bank-transfer-done")
+
+    with page.expect_download() as downloading:
+        page.get_by_role("link", name="下载电子回单（PDF）").click()
+    receipt = downloading.value
+    assert receipt.suggested_filename.endswith(".pdf")
+    with open(receipt.path(), "rb") as pdf:
+        assert pdf.read(5) == b"%PDF-"
+
+    page.get_by_role("link", name="我的账户").first.click()
+    assert demo_bank.balance(payer) == before - AMOUNT
+    expect(page.locator("table.accounts")).to_contain_text(i18n.money(before - AMOUNT))
+    screenshot(page, "bank-home-after-transfer")
+
+
+def test_the_english_switch_turns_the_page_to_english_and_back(
+    page: Page, demo_bank: DemoBank
+) -> None:
+    bank_login(page, demo_bank, WANG_WU.mobile)
+    expect(page.get_by_role("heading", level=1)).to_have_text("我的账户")
+    page.get_by_role("link", name="English").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("My accounts")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    screenshot(page, "bank-home-english")
+    page.get_by_role("link", name="中文").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("我的账户")
+
+
+def test_a_form_forged_on_another_page_is_refused_and_changes_nothing(
+    page: Page, demo_bank: DemoBank
+) -> None:
+    bank_login(page, demo_bank, WANG_WU.mobile)
+    before = demo_bank.balance(WANG_WU.mobile)
+    # A page elsewhere that posts a transfer form to the bank with a guessed token.
+    page.set_content(f"""
+      <form method="post" action="{demo_bank.bank_url}/bank/logout">
+        <input type="hidden" name="csrf" value="guessed">
+        <button type="submit">Win a prize</button>
+      </form>""")
+    page.get_by_role("button", name="Win a prize").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("操作被拒绝")
+    screenshot(page, "bank-forged-form-refused")
+    page.goto(f"{demo_bank.bank_url}/bank/")
+    expect(page).to_have_url(f"{demo_bank.bank_url}/bank/")  # still logged in
+    assert demo_bank.balance(WANG_WU.mobile) == before
