@@ -50,6 +50,7 @@ from ebank.security import sessions
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 ID = re.compile(r"[1-9][0-9]{0,18}")
 MAX_ID = 2**63 - 1
+GROUPED = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?")
 WARN_BEFORE_SECONDS = 60  # the idle warning shows this long before the session ends
 
 
@@ -291,7 +292,9 @@ def typed_amount(text: str, field: str, currency: str = "CNY") -> int:
     """An amount as a person types it ("100", "12.5", "1,234.50"): padded to the currency's
     digits, then read exactly by `parse_minor` (which the API uses as it is); anything else is
     INVALID_AMOUNT beside `field`."""
-    text = text.strip().replace(",", "")
+    text = text.strip()
+    if GROUPED.fullmatch(text):  # commas only between thousands: "1,50" is not 150
+        text = text.replace(",", "")
     whole, dot, fraction = text.partition(".")
     places = digits(currency)
     if whole.isdigit() and places and (not dot or len(fraction) <= places):

@@ -8,8 +8,9 @@ supervisor's act there, not a maker-checker one, and so it is here). Roles are t
 matching API admits.
 """
 
+import re
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -342,13 +343,17 @@ async def propose_parameter(request: Request) -> Response:
     )  # fmt: skip
 
 
+RATE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,4})?")  # a percentage, at most four places
+
+
 def _rate_ppm(text: str) -> int:
     """A rate typed as a percentage ("0.25") in parts per million (2500), exactly."""
-    try:
-        ppm = Decimal(text.strip()) * 10_000
-    except InvalidOperation:
+    text = text.strip()
+    try:  # a short plain decimal only: "1e999999" would overflow, or build a huge number
+        ppm = Decimal(text) * 10_000 if RATE.fullmatch(text) else Decimal("NaN")
+    except ArithmeticError:
         ppm = Decimal("NaN")
-    if not ppm.is_finite() or ppm != ppm.to_integral_value() or ppm < 0:
+    if not ppm.is_finite() or ppm != ppm.to_integral_value() or not 0 <= ppm <= 1_000_000:
         raise EbankError("INVALID_INPUT", field="rate", reason="a percentage such as 0.25")
     return int(ppm)
 

@@ -8,6 +8,7 @@ form reader does not read: `uploaded` reads it with a size limit and checks the 
 same way `Area.posted` does.
 """
 
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
@@ -23,7 +24,7 @@ from starlette.formparsers import MultiPartException
 from ebank.accounts import service as accounts
 from ebank.channels.api.common import read, vault_of, write
 from ebank.channels.web import guard, i18n
-from ebank.channels.web.area import Area, FormForged, required
+from ebank.channels.web.area import Area, FormForged, required, typed_id
 from ebank.channels.web.i18n import _
 from ebank.channels.web.operators import (
     Signed,
@@ -65,13 +66,20 @@ class Upload:
     content: bytes
 
 
+LENGTH = re.compile(r"[0-9]{1,10}")  # a Content-Length header
+
+
 async def uploaded(request: Request) -> tuple[Signed, Upload]:
     """A multipart form with one file, posted from the area's own page: the body limited to
     `MAX_UPLOAD_BYTES`, the CSRF token matched against the cookie's (FormForged otherwise)."""
     visit = CORPORATE.visit(request)
     length = request.headers.get("content-length", "")
     kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if kind != "multipart/form-data" or not length.isdigit() or int(length) > MAX_UPLOAD_BYTES:
+    if (
+        kind != "multipart/form-data"
+        or not LENGTH.fullmatch(length)
+        or (int(length) > MAX_UPLOAD_BYTES)
+    ):
         raise FormForged(visit) if not visit.trusted else _too_large()
     try:
         form = await request.form(max_files=1, max_fields=10, max_part_size=4096)
@@ -159,9 +167,10 @@ async def upload(request: Request) -> Response:
 
 def _batch_id(text: str) -> int:
     """A batch's id from the address; one that names no batch is not found."""
-    if not text.isdigit() or not 0 < int(text) < 2**63:
+    found = typed_id(text)
+    if found is None:
         raise EbankError("PAYROLL_BATCH_NOT_FOUND")
-    return int(text)
+    return found
 
 
 async def _batch_page(request: Request, signed: Signed, batch: str, **context: Any) -> Response:

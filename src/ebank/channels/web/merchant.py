@@ -25,6 +25,7 @@ from ebank.channels.web.area import (
     required,
     typed_amount,
     typed_day,
+    typed_id,
     with_query,
 )
 from ebank.channels.web.i18n import _
@@ -159,7 +160,7 @@ async def order_search(request: Request) -> Response:
         until = typed_day(query.get("to", ""), "to")
         status = values["status"] if values["status"] in ORDER_STATUSES else None
         number = values["number"].strip()
-        before = int(query["before"]) if query.get("before", "").isdigit() else None
+        before = typed_id(query.get("before"))
 
         def search(conn: Connection) -> list[OrderView]:
             if number:  # the bank's trade number, or the merchant's own order number

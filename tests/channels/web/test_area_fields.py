@@ -1,0 +1,46 @@
+"""What the pages read from people: amounts as typed, ids, dates; anything else is an error
+beside its field, never a different number or a server error."""
+
+import pytest
+
+from ebank.channels.web.area import typed_amount, typed_day, typed_id
+from ebank.core.errors import EbankError
+
+
+@pytest.mark.parametrize(
+    ("typed", "fen"),
+    [("100", 10_000), ("12.5", 1_250), ("12.50", 1_250), ("1,234.50", 123_450),
+     ("1,234,567", 123_456_700), (" 0.01 ", 1)],
+)  # fmt: skip
+def test_amounts_are_read_as_people_type_them(typed: str, fen: int) -> None:
+    assert typed_amount(typed, "amount") == fen
+
+
+@pytest.mark.parametrize("typed", ["1,50", "1,0,0", "12,34.5", "12.345", "-1", "abc", "1e5", "²"])
+def test_anything_else_is_refused_beside_its_field(typed: str) -> None:
+    with pytest.raises(EbankError) as refused:
+        typed_amount(typed, "amount")
+    assert refused.value.details["field"] == "amount"
+
+
+def test_ids_are_ascii_digits_within_64_bits() -> None:
+    assert typed_id("42") == 42 and typed_id(" 7 ") == 7
+    for bad in ("²", "１", "0", "-3", "", None, "9" * 20, "4.0"):
+        assert typed_id(bad) is None
+
+
+def test_days_are_iso_dates_or_nothing() -> None:
+    assert typed_day("", "from") is None
+    assert str(typed_day("2026-11-30", "from")) == "2026-11-30"
+    for bad in ("2026-13-01", "30/11/2026", "２０２６-11-30"):
+        with pytest.raises(EbankError):
+            typed_day(bad, "from")
+
+
+def test_a_fee_rate_is_a_short_percentage_never_an_overflow() -> None:
+    from ebank.channels.web.console_admin import _rate_ppm
+
+    assert _rate_ppm("0.25") == 2_500 and _rate_ppm("100") == 1_000_000
+    for bad in ("1e999999", "101", "0.00001", "-1", "NaN", "abc"):
+        with pytest.raises(EbankError):
+            _rate_ppm(bad)
