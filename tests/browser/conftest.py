@@ -61,7 +61,7 @@ if PLAYWRIGHT_MISSING is not None:
         return _NoPlaywright.from_parent(parent, path=module_path)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> str:
     """Debian's Chromium, which Playwright drives (its own browser downloads are not used)."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -70,7 +70,7 @@ def chromium() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(chromium: str) -> Iterator["Browser"]:
     expect.set_options(timeout=WAIT * 1000)
     with sync_playwright() as playwright:
@@ -81,9 +81,10 @@ def browser(chromium: str) -> Iterator["Browser"]:
         launched.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo_bank(browser: "Browser", tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoBank]:
-    """The demo bank and its shop, served for the session (after the browser is found, so
+    """The demo bank and its shop, served while the browser tests run, and gone (with the
+    settings they set) before the rest of the suite (after the browser is found, so
     that a machine without one skips at once)."""
     with live_demo_bank(tmp_path_factory.mktemp("demo-bank")) as bank:
         yield bank
