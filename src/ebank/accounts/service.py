@@ -164,10 +164,17 @@ def _select() -> Any:
     )
 
 
-def get_account(conn: Connection, *, number: str) -> CustomerAccount:
+def get_account(
+    conn: Connection, *, number: str, customer_id: int | None = None
+) -> CustomerAccount:
+    """An account by its number; given `customer_id`, only that customer's (someone else's
+    answers ACCOUNT_NOT_FOUND, as none does)."""
     if not isinstance(number, str):
         raise EbankError("INVALID_INPUT", reason="an account number is text")
-    row = conn.execute(_select().where(ledger_accounts.c.code == number.strip())).first()
+    where = ledger_accounts.c.code == number.strip()
+    if customer_id is not None:
+        where &= customer_accounts.c.customer_id == customer_id
+    row = conn.execute(_select().where(where)).first()
     if row is None:
         raise EbankError("ACCOUNT_NOT_FOUND")
     return _view(row)

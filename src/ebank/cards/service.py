@@ -280,8 +280,13 @@ def cards_of(conn: Connection, customer_id: int) -> list[Card]:
     return [_view(row) for row in rows]
 
 
-def get_card(conn: Connection, card_id: int) -> Card:
-    row = conn.execute(select(cards).where(cards.c.id == card_id)).mappings().first()
+def get_card(conn: Connection, card_id: int, *, customer_id: int | None = None) -> Card:
+    """A card by id; given `customer_id`, only that customer's (someone else's answers
+    CARD_NOT_FOUND, as none does)."""
+    where = cards.c.id == card_id
+    if customer_id is not None:
+        where &= cards.c.customer_id == customer_id
+    row = conn.execute(select(cards).where(where)).mappings().first()
     if row is None:
         raise EbankError("CARD_NOT_FOUND")
     return _view(row)

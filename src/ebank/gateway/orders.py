@@ -103,12 +103,17 @@ def get(conn: Connection, *, merchant_id: int, out_trade_no: str) -> OrderView:
     return view_of(conn, _row(conn, where))
 
 
-def by_trade_no(conn: Connection, trade_no: str, *, merchant_id: int | None = None) -> OrderView:
-    """An order by the bank's number; given `merchant_id`, only that merchant's (another's is
-    not found)."""
+def by_trade_no(
+    conn: Connection, trade_no: str, *, merchant_id: int | None = None,
+    buyer_id: int | None = None,
+) -> OrderView:  # fmt: skip
+    """An order by the bank's number; given `merchant_id`, only that merchant's, given
+    `buyer_id`, only that buyer's (another's is not found)."""
     where = orders.c.trade_no == trade_no
     if merchant_id is not None:
         where &= orders.c.merchant_id == merchant_id
+    if buyer_id is not None:
+        where &= orders.c.buyer_id == buyer_id
     return view_of(conn, _row(conn, where))
 
 

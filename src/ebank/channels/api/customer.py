@@ -12,7 +12,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import Connection
 
 from ebank.accounts import service as accounts
-from ebank.accounts.models import CustomerAccount
 from ebank.cards import service as cards
 from ebank.channels.api.auth import CustomerPrincipal, current_customer
 from ebank.channels.api.common import DeviceId, ObjectId, client_address, read, vault_of, write
@@ -35,7 +34,6 @@ from ebank.channels.api.schemas import (
     VerifyIn,
     handed_over,
 )
-from ebank.core.errors import EbankError
 from ebank.core.money import parse_minor
 from ebank.customers import service as customers
 from ebank.ledger import queries
@@ -108,16 +106,13 @@ async def my_accounts(request: Request, me: Me) -> AccountsOut:
     return AccountsOut(accounts=[AccountOut.of(a) for a in held])
 
 
-def _my_account(conn: Connection, me: CustomerPrincipal, number: str) -> CustomerAccount:
-    account = accounts.get_account(conn, number=number)
-    if account.customer_id != me.customer_id:
-        raise EbankError("ACCOUNT_NOT_FOUND")  # someone else's answers like none
-    return account
-
-
 @router.get("/me/accounts/{number}", tags=["customer"], summary="One of my accounts")
 async def my_account(request: Request, me: Me, number: AccountNumber) -> AccountOut:
-    return AccountOut.of(await read(request, lambda conn: _my_account(conn, me, number)))
+    found = await read(
+        request,
+        lambda conn: accounts.get_account(conn, number=number, customer_id=me.customer_id),
+    )
+    return AccountOut.of(found)
 
 
 @router.get("/me/accounts/{number}/statement", tags=["customer"], summary="My statement")
@@ -137,7 +132,7 @@ async def my_statement(
     """My account's postings with the running balance, one page at a time."""
 
     def statement(conn: Connection) -> StatementOut:
-        account = _my_account(conn, me, number)
+        account = accounts.get_account(conn, number=number, customer_id=me.customer_id)
 
         def amount(text: str | None) -> int | None:
             return None if text is None else parse_minor(text, account.currency)
@@ -165,9 +160,9 @@ async def my_cards(request: Request, me: Me) -> CardsOut:
 
 @router.get("/me/cards/{card_id}", tags=["customer"], summary="One of my cards")
 async def my_card(request: Request, me: Me, card_id: ObjectId) -> CardOut:
-    card = await read(request, lambda conn: cards.get_card(conn, card_id))
-    if card.customer_id != me.customer_id:
-        raise EbankError("CARD_NOT_FOUND")  # someone else's answers like none
+    card = await read(
+        request, lambda conn: cards.get_card(conn, card_id, customer_id=me.customer_id)
+    )
     return CardOut.of(card)
 
 

@@ -114,17 +114,6 @@ def origin_of(me: SignedIn) -> Origin:
     return Origin(me.session.device, client_address(me.request))
 
 
-def my_account(conn: Connection, customer_id: int, number: str) -> CustomerAccount:
-    """One of the customer's accounts; someone else's is ACCOUNT_NOT_FOUND, as none is."""
-    try:
-        account = accounts.get_account(conn, number=number)
-    except EbankError:
-        account = None
-    if account is None or account.customer_id != customer_id:
-        raise EbankError("ACCOUNT_NOT_FOUND")
-    return account
-
-
 def not_found(me: SignedIn, error: EbankError) -> Response:
     return me.render("bank/not_found.html", error=error)
 
@@ -173,7 +162,7 @@ async def statement(request: Request, number: str) -> Response:
     customer_id = me.customer_id
 
     def look(conn: Connection) -> tuple[CustomerAccount, Any, EbankError | None]:
-        account = my_account(conn, customer_id, number[:34])
+        account = accounts.get_account(conn, number=number[:34], customer_id=customer_id)
         try:
             filters = Filters.of(typed, account.currency)
             return account, filters.page(conn, account, cursor=cursor, limit=PAGE), None
@@ -202,7 +191,7 @@ async def _download(me: SignedIn, number: str) -> tuple[CustomerAccount, list[St
     customer_id = me.customer_id
 
     def look(conn: Connection) -> tuple[CustomerAccount, list[StatementLine]]:
-        account = my_account(conn, customer_id, number[:34])
+        account = accounts.get_account(conn, number=number[:34], customer_id=customer_id)
         filters = Filters.of(typed, account.currency)
         lines: list[StatementLine] = []
         cursor = None

@@ -15,7 +15,6 @@ from fastapi.responses import Response
 from sqlalchemy import Connection
 
 from ebank.cards import service as cards
-from ebank.cards.models import Card
 from ebank.channels.api.common import Before, ObjectId, client_address, read, vault_of, write
 from ebank.channels.web.area import SignedIn, required, typed_amount
 from ebank.channels.web.bank import BANK
@@ -79,13 +78,6 @@ async def _cards_page(me: SignedIn, **context: object) -> Response:
     return me.render("bank/cards.html", cards=held, **context)
 
 
-def _my_card(conn: Connection, customer_id: int, card_id: int) -> Card:
-    card = cards.get_card(conn, card_id)
-    if card.customer_id != customer_id:
-        raise EbankError("CARD_NOT_FOUND")  # someone else's answers like none
-    return card
-
-
 @router.get("/cards", name="bank_cards")
 async def cards_page(request: Request) -> Response:
     return await _cards_page(await BANK.signed_in(request))
@@ -97,7 +89,9 @@ async def card_loss_page(request: Request, card_id: ObjectId) -> Response:
     me = await BANK.signed_in(request)
     customer_id = me.customer_id
     try:
-        card = await read(request, lambda conn: _my_card(conn, customer_id, card_id))
+        card = await read(
+            request, lambda conn: cards.get_card(conn, card_id, customer_id=customer_id)
+        )
     except EbankError as error:
         return await _cards_page(me, error=error)
     return me.render("bank/card_loss.html", card=card)
@@ -296,9 +290,7 @@ async def set_card_online(request: Request, card_id: ObjectId) -> Response:
 
 
 def _my_order(conn: Connection, customer_id: int, trade_no: str) -> OnlinePayment:
-    view = orders.by_trade_no(conn, trade_no[:24])
-    if view.buyer_id != customer_id:
-        raise EbankError("ORDER_NOT_FOUND")  # someone else's answers like none
+    view = orders.by_trade_no(conn, trade_no[:24], buyer_id=customer_id)
     [found] = _named(conn, [view])
     return found
 
