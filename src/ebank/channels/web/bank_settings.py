@@ -37,14 +37,9 @@ router = APIRouter(prefix=BANK.prefix, include_in_schema=False)
 HISTORY_PAGE = 50  # online payments shown at once, newest first
 LIMIT_FIELDS = ("daily_limit", "per_payment_limit")
 
-define("settings_card_kind", {"debit": N_("Debit card"), "credit": N_("Credit card")})
 define("settings_card_status", {
     "active": N_("In use"), "reported_lost": N_("Reported lost"), "frozen": N_("Frozen"),
     "closed": N_("Closed"),
-})  # fmt: skip
-define("settings_channel", {
-    "online": N_("Online banking"), "mobile": N_("Mobile banking"),
-    "phone": N_("Phone banking"), "sms": N_("SMS banking"),
 })  # fmt: skip
 define("settings_assurance", {
     "counter": N_("Enrolled at a branch"), "self": N_("Enrolled online (lower limits)"),

@@ -336,7 +336,6 @@ define("console_card_status", {
     "active": N_("Active"), "frozen": N_("Frozen"), "reported_lost": N_("Reported lost"),
     "closed": N_("Closed"),
 })  # fmt: skip
-define("console_card_kind", {"debit": N_("Debit card"), "credit": N_("Credit card")})
 
 
 @router.get("/customers", name="console_customers")

@@ -51,11 +51,6 @@ define("console_complaint_event", {
     "opened": N_("Ticket opened"), "assigned": N_("Assigned"), "comment": N_("Comment"),
     "status": N_("Status changed"),
 })  # fmt: skip
-define("console_kpi_channel", {
-    "online": N_("Online banking"), "mobile": N_("Mobile banking"), "phone": N_("Phone banking"),
-    "sms": N_("SMS banking"), "corporate": N_("Corporate online banking"),
-    "counter": N_("Counter"),
-})  # fmt: skip
 
 NEW_FIELDS = ("customer", "channel", "category", "description")
 DASHBOARD_READERS = ("supervisor", "risk", "admin")  # oversight, as the audit log
@@ -232,7 +227,7 @@ def _charts(board: kpis.Dashboard) -> dict[str, Any]:
 
     def series(value: Any) -> list[dict[str, Any]]:
         return [
-            {"name": term("console_kpi_channel", c),
+            {"name": term("channel", c),
              "values": [value(by.get((d, c))) for d in days]}
             for c in channels
         ]  # fmt: skip
@@ -254,7 +249,7 @@ def _charts(board: kpis.Dashboard) -> dict[str, Any]:
             ],
         },
         "channels": {
-            "labels": [term("console_kpi_channel", c.channel) for c in board.channels],
+            "labels": [term("channel", c.channel) for c in board.channels],
             "series": [
                 {"name": _("Enrolled"), "values": [str(c.enrolled) for c in board.channels]},
                 {"name": _("Active customers"), "values": [str(c.active) for c in board.channels]},

@@ -63,10 +63,6 @@ RATE_CHARS = 8  # "100.0000": no rate needs more, and a longer number is refused
 define("console_counter_assurance", {
     "counter": N_("At the counter"), "self": N_("Online, by the customer (lower limits)"),
 })  # fmt: skip
-define("console_counter_channel", {
-    "online": N_("Online banking"), "mobile": N_("Mobile banking"), "phone": N_("Phone banking"),
-    "sms": N_("SMS banking"),
-})  # fmt: skip
 define("console_counter_payment_status", {
     "scheduled": N_("Scheduled"), "sending": N_("Sending"), "unknown": N_("Outcome unknown"),
     "completed": N_("Completed"), "failed": N_("Failed"), "revoked": N_("Revoked"),

@@ -66,8 +66,6 @@ define("merchant_mode", {
     "instant": N_("Instant payment"), "escrow": N_("Escrow payment"),
     "authorise": N_("Pre-authorisation"),
 })  # fmt: skip
-define("merchant_funding", {"debit": N_("Debit card"), "credit": N_("Credit card")})
-define("merchant_channel", {"online": N_("Online banking"), "mobile": N_("Mobile banking")})
 define("merchant_refund_status", {
     "requested": N_("Awaiting review"), "rejected": N_("Rejected"), "succeeded": N_("Refunded"),
 })  # fmt: skip
@@ -95,8 +93,8 @@ define("merchant_report_column", {
     "day": N_("Business day"), "month": N_("Month"), "channel": N_("Payment channel"),
     "mode": N_("Payment mode"), "funding": N_("Card type"),
 })  # fmt: skip
-REPORT_TERMS = {"channel": "merchant_channel", "mode": "merchant_mode",
-                "funding": "merchant_funding"}  # fmt: skip
+REPORT_TERMS = {"channel": "channel", "mode": "merchant_mode",
+                "funding": "card_kind"}  # fmt: skip
 
 
 @dataclass(slots=True)

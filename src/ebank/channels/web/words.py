@@ -39,3 +39,8 @@ define("factor", {
     "sms": N_("SMS code"), "token": N_("Token code"), "certificate": N_("Certificate (USB key)"),
     "pin": N_("Transaction PIN"),
 })  # fmt: skip
+define("card_kind", {"debit": N_("Debit card"), "credit": N_("Credit card")})
+define("channel", {
+    "online": N_("Online banking"), "mobile": N_("Mobile banking"), "phone": N_("Phone banking"),
+    "sms": N_("SMS banking"), "corporate": N_("Corporate online banking"), "counter": N_("Counter"),
+})  # fmt: skip
