@@ -245,8 +245,17 @@ class Area:
         signed, _form = await self.submitted(request)
         return signed.keep(Response(status_code=204))
 
+    async def restart_login(self, request: Request) -> Response:
+        """Not me, or no code came: back to the first step of the login."""
+        visit, _form = await self.posted(request)
+        visit.state.challenge, visit.state.factors = None, []
+        return visit.redirect(self.login_route)
+
     def session_routes(self, router: APIRouter) -> None:
-        """Every area's logout and keep-alive, under its prefix."""
+        """Every area's login restart, logout and keep-alive, under its prefix."""
+
+        async def restart(request: Request) -> Response:
+            return await self.restart_login(request)
 
         async def log_out(request: Request) -> Response:
             return await self.log_out(request)
@@ -254,6 +263,9 @@ class Area:
         async def keep_alive(request: Request) -> Response:
             return await self.keep_alive(request)
 
+        router.add_api_route(
+            "/login/restart", restart, methods=["POST"], name=f"{self.name}_login_restart"
+        )
         router.add_api_route("/logout", log_out, methods=["POST"], name=f"{self.name}_logout")
         router.add_api_route(
             "/keepalive", keep_alive, methods=["POST"], name=f"{self.name}_keepalive"

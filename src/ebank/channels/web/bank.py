@@ -93,14 +93,6 @@ async def verify(request: Request) -> Response:
     return BANK.logged_in(visit, started, mask_name(name), "bank_home")
 
 
-@router.post("/login/restart", name="bank_login_restart")
-async def restart(request: Request) -> Response:
-    """Not me, or no code came: back to the password."""
-    visit, _form = await BANK.posted(request)
-    visit.state.challenge, visit.state.factors = None, []
-    return visit.redirect("bank_login")
-
-
 # -- home ------------------------------------------------------------------------------------
 @router.get("/", name="bank_home")
 async def home(request: Request) -> Response:

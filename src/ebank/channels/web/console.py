@@ -156,14 +156,6 @@ async def verify(request: Request) -> Response:
     return CONSOLE.logged_in(visit, done.started, done.member.name, "console_home")
 
 
-@router.post("/login/restart", name="console_login_restart")
-async def restart(request: Request) -> Response:
-    """Back to the username and password."""
-    visit, _form = await CONSOLE.posted(request)
-    visit.state.challenge, visit.state.factors = None, []
-    return visit.redirect("console_login")
-
-
 # -- home ---------------------------------------------------------------------------------------
 @router.get("/", name="console_home")
 async def home(request: Request) -> Response:

@@ -108,14 +108,7 @@ def login_routes(area: Area, router: APIRouter, home: str) -> None:
             return visit.render(CODE_TEMPLATE, error=error, fields=CODE_FIELDS, at="code")
         return area.logged_in(visit, logged.started, mask_name(logged.operator.name), home)
 
-    async def restart(request: Request) -> Response:
-        """Back to the password (another operator, or a token not at hand)."""
-        visit, _form = await area.posted(request)
-        visit.state.challenge, visit.state.factors = None, []
-        return visit.redirect(area.login_route)
-
     router.add_api_route("/login", login_page, methods=["GET"], name=area.login_route)
     router.add_api_route("/login", log_in, methods=["POST"], name=f"{name}_login_password")
     router.add_api_route("/login/verify", verify, methods=["POST"], name=f"{name}_login_verify")
-    router.add_api_route("/login/restart", restart, methods=["POST"], name=f"{name}_login_restart")
     area.session_routes(router)
