@@ -112,3 +112,18 @@ def test_a_form_forged_on_another_page_is_refused_and_changes_nothing(
     page.goto(f"{demo_bank.bank_url}/bank/")
     expect(page).to_have_url(f"{demo_bank.bank_url}/bank/")  # still logged in
     assert demo_bank.balance(WANG_WU.mobile) == before
+
+
+def test_a_link_from_another_site_opens_the_page_still_signed_in(
+    page: Page, demo_bank: DemoBank
+) -> None:
+    """The browser withholds the SameSite=Strict cookie on a cross-site link; the bank asks
+    again from its own page, so the customer lands on the page, still logged in."""
+    bank_login(page, demo_bank, WANG_WU.mobile)
+    elsewhere = f'<a href="{demo_bank.bank_url}/bank/payments">my payments</a>'
+    page.goto(f"data:text/html,{elsewhere}")
+    page.get_by_role("link", name="my payments").click()
+    expect(page).to_have_url(f"{demo_bank.bank_url}/bank/payments")
+    expect(page.get_by_role("heading", level=1)).to_have_text("交易记录")
+    page.goto(f"{demo_bank.bank_url}/bank/")
+    expect(page).to_have_url(f"{demo_bank.bank_url}/bank/")  # the session lives on

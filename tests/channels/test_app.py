@@ -276,6 +276,14 @@ async def test_security_headers_are_on_every_response(client, path):
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
 
 
+async def test_https_answers_tell_the_browser_to_keep_to_https_and_http_ones_do_not(app, client):
+    assert "Strict-Transport-Security" not in (await client.get("/healthz")).headers
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://bank.example") as tls:
+        answer = await tls.get("/healthz")
+    assert answer.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+
+
 async def test_each_request_is_logged_as_one_json_line_with_its_request_id(client, capsys):
     root = logging.getLogger()
     level = root.level

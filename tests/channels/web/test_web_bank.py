@@ -89,6 +89,29 @@ def test_a_forged_form_is_refused_and_changes_nothing(
     assert without.status_code == 403
 
 
+def test_a_link_from_another_site_leaves_the_signed_in_visitor_signed_in(
+    api: TestClient, writer: Writer, engine: Engine
+) -> None:
+    """The browser withholds the Strict cookie on a cross-site link: the bank answers with a
+    page that asks again from its own origin, and sets nothing that could log the visitor out."""
+    person = customer(writer, 1, enrolled=ONLINE)
+    pages = bank_login(api, engine, person)
+    signed_in = dict(api.cookies)
+    api.cookies.clear()
+    arrival = api.get("/bank/payments?x=<b>", headers={"Sec-Fetch-Site": "cross-site"},
+                      follow_redirects=False)  # fmt: skip
+    assert arrival.status_code == 200 and "set-cookie" not in arrival.headers
+    assert '<meta http-equiv="refresh" content="0">' in arrival.text
+    assert 'href="/bank/payments?x=%3Cb%3E"' in arrival.text  # the same page, as it came
+    api.cookies.update(signed_in)
+    again = api.get("/bank/", headers={"Sec-Fetch-Site": "same-origin"}, follow_redirects=False)
+    assert again.status_code == 200 and pages.get("/bank/").status_code == 200
+    # A visitor who has no cookie at all still reaches the login after the bounce.
+    api.cookies.clear()
+    fresh = api.get("/bank/", headers={"Sec-Fetch-Site": "same-origin"}, follow_redirects=False)
+    assert fresh.headers["location"] == "/bank/login"
+
+
 def test_the_form_token_of_one_visitor_does_not_serve_another(
     api: TestClient, writer: Writer, engine: Engine
 ) -> None:

@@ -30,6 +30,8 @@ SECURITY_HEADERS = {
     ),
 }
 
+HSTS = "max-age=31536000; includeSubDomains"  # a year: browsers then refuse plain http
+
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # The route label of a request no route matched: raw paths would make the label unbounded.
 UNMATCHED = "<unmatched>"
@@ -70,6 +72,8 @@ class RequestMiddleware:
                 headers[REQUEST_ID_HEADER] = request_id
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
+                if scope.get("scheme") == "https":  # browsers ignore it over plain http
+                    headers.setdefault("Strict-Transport-Security", HSTS)
             elif message["type"] == "http.response.body" and not message.get("more_body"):
                 finished = True
             await send(message)

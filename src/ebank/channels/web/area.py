@@ -165,6 +165,8 @@ class Area:
     def visit(self, request: Request) -> Visit:
         # The visitor's language from the start: notices and errors are worded before render.
         i18n.use(i18n.locale_of(request))
+        if _cross_site_arrival(request, self.cookie):
+            raise NotSignedIn(_bounce(request))
         now = request.app.state.clock.now().timestamp()
         saved = guard.unseal(request, self.cookie, self.purpose)
         try:
@@ -270,6 +272,26 @@ class Area:
         router.add_api_route(
             "/keepalive", keep_alive, methods=["POST"], name=f"{self.name}_keepalive"
         )
+
+
+def _cross_site_arrival(request: Request, cookie: str) -> bool:
+    """A page opened from a link on another site: the browser withholds the SameSite=Strict
+    cookie, so the visitor may well be signed in. Answered with `_bounce`, never with a fresh
+    state, which would replace the signed-in one in the browser and log the visitor out."""
+    return (
+        request.method == "GET"
+        and cookie not in request.cookies
+        and request.headers.get("sec-fetch-site") == "cross-site"
+    )
+
+
+def _bounce(request: Request) -> Response:
+    """The same page asked for again by a page of the bank's own (a meta refresh, no script),
+    so that the browser sends the area's cookie; nothing is set. A second arrival is same-site,
+    so it cannot loop."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    response = templates.TemplateResponse(request, "web/bounce.html", {"target": target})
+    return guard.guarded(response)
 
 
 def _inside(path: str, prefix: str) -> bool:
