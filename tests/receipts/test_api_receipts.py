@@ -5,6 +5,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from ebank.channels.api.receipts import ReceiptOut
 from ebank.core.clock import FixedClock
 from ebank.core.writer import Command, Writer
 from ebank.receipts import service as receipts
@@ -73,8 +74,32 @@ def test_someone_elses_receipt_answers_like_a_missing_one(api, writer, clock):
         assert "99999" not in got.text and theirs.code not in got.text
 
 
+def test_my_receipts_are_listed_newest_first_page_by_page_and_never_anothers(api, writer, clock):
+    s = two_payers(api, writer, clock)
+    me = s["mine"].customer_id
+    newer = issued(writer, me, 3)
+    first = api.get("/api/v1/me/receipts", params={"limit": 1}, headers=bearer(s["token"]))
+    assert first.status_code == 200 and first.headers["cache-control"] == "no-store"
+    assert [r["number"] for r in first.json()["receipts"]] == [newer.number]
+    assert first.json()["receipts"][0]["verification_code"] == newer.code
+    older = first.json()["older"]
+    rest = api.get(
+        "/api/v1/me/receipts", params={"before": older, "since": "2026-11-23"},
+        headers=bearer(s["token"]),
+    )  # fmt: skip
+    assert rest.json() == {"receipts": [ReceiptOut.of_receipt(s["mine"]).model_dump(mode="json")],
+                           "older": None}  # fmt: skip
+    assert s["theirs"].number not in first.text + rest.text
+    elsewhere = api.get("/api/v1/me/receipts", params={"until": "2026-11-22"},
+                        headers=bearer(s["token"]))  # fmt: skip
+    assert elsewhere.json() == {"receipts": [], "older": None}
+    bad = api.get("/api/v1/me/receipts", params={"since": "2026-13-01"}, headers=bearer(s["token"]))
+    assert bad.status_code == 400
+
+
 def test_my_receipts_need_a_login(api, writer, clock):
     s = two_payers(api, writer, clock)
+    assert api.get("/api/v1/me/receipts").status_code == 401
     for suffix in ("", ".pdf"):
         answer = api.get(f"/api/v1/me/receipts/{s['mine'].number}{suffix}")
         assert answer.status_code == 401

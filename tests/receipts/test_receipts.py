@@ -8,7 +8,7 @@ import base64
 import dataclasses
 import re
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -205,6 +205,54 @@ def test_an_altered_receipt_is_not_handed_to_its_owner(writer: Writer, engine: E
     with pytest.raises(EbankError) as caught:
         fetch(engine, "payment:1", payer)
     assert caught.value.code == "RECEIPT_UNAVAILABLE"
+
+
+# -- the owner's list -----------------------------------------------------------------------
+def listed(engine: Engine, customer_id: int, **how: Any) -> receipts.ReceiptPage:
+    with engine.connect() as conn:
+        return receipts.receipts_of(conn, VAULT, customer_id, **how)
+
+
+def test_the_payer_lists_their_own_receipts_newest_first_page_by_page(
+    writer: Writer, engine: Engine
+) -> None:
+    payer, other = person(writer, 1), person(writer, 2)
+    mine = [writer.execute(issue(data(payer, n))) for n in range(1, 6)]
+    theirs = writer.execute(issue(data(other, 9)))
+    first = listed(engine, payer, limit=3)
+    assert first.receipts == mine[:1:-1] and first.older == mine[2].id
+    rest = listed(engine, payer, limit=3, before=first.older)
+    assert rest.receipts == mine[1::-1] and rest.older is None
+    assert listed(engine, other).receipts == [theirs]
+    with pytest.raises(EbankError) as caught:
+        listed(engine, payer, limit=0)
+    assert caught.value.code == "INVALID_INPUT"
+
+
+def test_the_list_takes_whole_business_days_in_shanghai(
+    writer: Writer, engine: Engine, clock: FixedClock
+) -> None:
+    payer = person(writer, 1)
+    issued = []
+    for n, at in enumerate([(22, 15, 59), (22, 16, 0), (23, 15, 59), (23, 16, 0)], 1):
+        clock.set(datetime(2026, 11, at[0], at[1], at[2], tzinfo=UTC))
+        issued.append(writer.execute(issue(data(payer, n))))
+    # Shanghai: the 22nd 23:59, the 23rd 00:00, the 23rd 23:59, the 24th 00:00.
+    day = date(2026, 11, 23)
+    assert listed(engine, payer, since=day, until=day).receipts == issued[2:0:-1]
+    assert listed(engine, payer, since=day).receipts == issued[:0:-1]
+    assert listed(engine, payer, until=day).receipts == issued[2::-1]
+
+
+def test_an_altered_receipt_is_left_out_of_the_list_and_the_pages_go_on(
+    writer: Writer, engine: Engine
+) -> None:
+    payer = person(writer, 1)
+    issued = [writer.execute(issue(data(payer, n))) for n in range(1, 4)]
+    alter(engine, issued[2].id, amount=1)
+    first = listed(engine, payer, limit=2)
+    assert first.receipts == [issued[1]] and first.older == issued[1].id
+    assert listed(engine, payer, limit=2, before=first.older).receipts == [issued[0]]
 
 
 # -- verifying ------------------------------------------------------------------------------

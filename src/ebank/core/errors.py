@@ -573,6 +573,15 @@ CATALOGUE: dict[str, ErrorKind] = {
         "The complaint cannot move from its current status to that one",
     ),
     "COMPLAINT_CLOSED": ErrorKind(409, "投诉单已办结，不能再改派", "The complaint is closed"),
+    # A customer changing their own login password or PIN (security.change_secret), and the
+    # message centre's messages (notify.messages).
+    "SECRET_UNCHANGED": ErrorKind(
+        422, "新密码不能与原密码相同", "The new password or PIN must differ from the current one"
+    ),
+    "SECRET_REPEAT_MISMATCH": ErrorKind(
+        400, "两次输入的新密码不一致", "The two entries of the new password or PIN differ"
+    ),
+    "MESSAGE_NOT_FOUND": ErrorKind(404, "消息不存在", "Message not found"),
     "NOT_FOUND": ErrorKind(404, "请求的地址不存在", "No such address"),
     "METHOD_NOT_ALLOWED": ErrorKind(
         405, "该地址不支持此操作", "This address does not allow that method"

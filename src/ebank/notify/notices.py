@@ -3,9 +3,10 @@ transfers that failed, inter-bank transfers that came back.
 
 Payment services call these inside their own writer commands. They read where the customer's
 notices go and append outbox events, never do I/O: the delivery workers send later, and a
-notice exists if and only if the payment committed. Every notice goes by SMS, in the
-customer's language (Chinese unless they chose English); payment outcomes also go by e-mail,
-in both languages, to a customer who gave an address for it.
+notice exists if and only if the payment committed. Every notice is kept, as its facts, for
+the customer's message centre (`notify.messages`) and goes by SMS, in the customer's language
+(Chinese unless they chose English); payment outcomes also go by e-mail, in both languages, to
+a customer who gave an address for it.
 
 What a customer changed is in `notice_preferences` (no row: the defaults). A batch reads it at
 most once per customer, by key, together with whether the customer has a mobile number; a
@@ -13,7 +14,6 @@ command that adds `prefetch(customer_id)` to its prefetch hints lets the whole b
 in one query.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,7 +27,7 @@ from ebank.core.money import MAX_MINOR, format_minor
 from ebank.core.writer import Command, Participant, Tx
 from ebank.customers.service import holder
 from ebank.customers.tables import customers
-from ebank.notify import templates
+from ebank.notify import messages, templates
 from ebank.notify.email import mask_address, send_email, valid_address
 from ebank.notify.service import send_sms
 from ebank.notify.tables import notice_preferences
@@ -200,27 +200,28 @@ def account_movement(
     memo: str,
     at: datetime,
 ) -> None:
-    """Text the customer that money came into (`direction` "in") or left ("out") their
-    account, with the balance after it, unless they switched movement SMS off or the amount
-    is below their threshold."""
+    """Tell the customer that money came into (`direction` "in") or left ("out") their
+    account, with the balance after it: in their message centre always, by SMS unless they
+    switched movement SMS off or the amount is below their threshold."""
     _amount(amount)
     if direction not in ("in", "out"):
         raise ValueError("direction is 'in' or 'out'")
     if type(balance) is not int or not isinstance(memo, str):
         raise ValueError("balance is an int of fen, memo a str")
-    last4, _ = _last4(account_number), _aware(at)
+    facts = {
+        "last4": _last4(account_number), "at": _aware(at).isoformat(), "direction": direction,
+        "amount": amount, "balance": balance, "memo": _one_line(memo),
+    }  # fmt: skip
     target = _target(tx, customer_id)
-    if target is None or not target.mobile:
+    if target is None:
         return
+    messages.keep(tx, customer_id, "account.movement", facts)
     chosen = target.preferences
-    if not chosen.movement_sms or amount < chosen.movement_threshold:
+    if not target.mobile or not chosen.movement_sms or amount < chosen.movement_threshold:
         return
     loc = chosen.locale
-    body = templates.fit(
-        "account.movement", loc, shrink="memo", last4=last4, time=templates.moment(at, loc),
-        direction=templates.phrase(direction, loc), amount=templates.yuan(amount),
-        balance=templates.yuan(balance), memo=_one_line(memo),
-    )  # fmt: skip
+    fields = templates.fields("account.movement", loc, facts)
+    body = templates.fit("account.movement", loc, shrink="memo", **fields)
     send_sms(tx, vault, customer_id=customer_id, kind="movement", body=body)
 
 
@@ -236,17 +237,8 @@ def payment_result(
 ) -> None:
     """Tell the customer how their payment ended: done, or not done and why (`failure`)."""
     _amount(amount)
-    payee = _payee(payee_name, payee_account)
-
-    def fields(loc: str) -> dict[str, str]:
-        outcome = (
-            templates.phrase("succeeded", loc)
-            if failure is None
-            else templates.phrase("failed", loc, reason=failure.message(loc))
-        )
-        return {"payee": payee(loc), "amount": templates.yuan(amount), "outcome": outcome}
-
-    _tell(tx, vault, customer_id, "payment.result", "payment", fields)
+    facts = _payee(payee_name, payee_account) | {"amount": amount, "failure": _kept(failure)}
+    _tell(tx, vault, customer_id, "payment.result", "payment", facts)
 
 
 def scheduled_failed(
@@ -262,18 +254,10 @@ def scheduled_failed(
 ) -> None:
     """Tell the customer a scheduled transfer due at `due_at` was not made, and why."""
     _amount(amount)
-    _aware(due_at)
-    payee = _payee(payee_name, payee_account)
-
-    def fields(loc: str) -> dict[str, str]:
-        return {
-            "date": templates.day(due_at, loc),
-            "payee": payee(loc),
-            "amount": templates.yuan(amount),
-            "reason": reason.message(loc),
-        }
-
-    _tell(tx, vault, customer_id, "scheduled.failed", "scheduled", fields)
+    facts = _payee(payee_name, payee_account) | {
+        "amount": amount, "due_at": _aware(due_at).isoformat(), "reason": _kept(reason),
+    }  # fmt: skip
+    _tell(tx, vault, customer_id, "scheduled.failed", "scheduled", facts)
 
 
 def payment_returned(
@@ -291,21 +275,13 @@ def payment_returned(
     """Tell the customer an inter-bank transfer sent at `sent_at` came back (`reason`: the
     ISO 20022 return reason code) and went back into their account `account_number`."""
     _amount(amount)
-    _aware(sent_at)
-    last4, payee = _last4(account_number), _payee(payee_name, payee_account)
     if not isinstance(reason, str):
         raise ValueError("reason is an ISO 20022 reason code")
-
-    def fields(loc: str) -> dict[str, str]:
-        return {
-            "date": templates.day(sent_at, loc),
-            "payee": payee(loc),
-            "amount": templates.yuan(amount),
-            "reason": templates.return_reason(reason, loc),
-            "last4": last4,
-        }
-
-    _tell(tx, vault, customer_id, "payment.returned", "returned", fields)
+    facts = _payee(payee_name, payee_account) | {
+        "amount": amount, "sent_at": _aware(sent_at).isoformat(), "reason": reason,
+        "last4": _last4(account_number),
+    }  # fmt: skip
+    _tell(tx, vault, customer_id, "payment.returned", "returned", facts)
 
 
 def payroll_result(
@@ -314,36 +290,29 @@ def payroll_result(
 ) -> None:  # fmt: skip
     """Tell an enterprise how its payroll batch ended: how many rows were paid, for how much,
     and how many failed (the result file says which and why)."""
-
-    def fields(loc: str) -> dict[str, str]:
-        return {
-            "reference": reference, "period": period, "paid": str(paid),
-            "paid_total": templates.yuan(paid_total), "failed": str(failed),
-        }  # fmt: skip
-
-    _tell(tx, vault, customer_id, "payroll.result", "payroll", fields)
+    facts = {
+        "reference": reference, "period": period, "paid": paid, "paid_total": paid_total,
+        "failed": failed,
+    }  # fmt: skip
+    _tell(tx, vault, customer_id, "payroll.result", "payroll", facts)
 
 
-def _tell(
-    tx: Tx,
-    vault: Vault,
-    customer_id: int,
-    kind: str,
-    short: str,
-    fields: Callable[[str], dict[str, str]],
-) -> None:
-    """Send the notice `kind` by SMS in the customer's language and, where they gave an
-    address, by e-mail in both, theirs first. `fields(locale)` writes its fields."""
+def _tell(tx: Tx, vault: Vault, customer_id: int, kind: str, short: str,
+          facts: dict[str, Any]) -> None:  # fmt: skip
+    """Keep the notice `kind` in the customer's message centre and send it by SMS in their
+    language and, where they gave an address, by e-mail in both, theirs first."""
     target = _target(tx, customer_id)
     if target is None:
         return
+    messages.keep(tx, customer_id, kind, facts)
     loc = target.preferences.locale
     if target.mobile:
-        body = templates.render(kind, loc, **fields(loc))
+        body = templates.render(kind, loc, **templates.fields(kind, loc, facts))
         send_sms(tx, vault, customer_id=customer_id, kind=short, body=body)
     if target.email_sealed is not None:
         order = [loc, *(other for other in templates.LOCALES if other != loc)]
-        texts = [templates.render(kind, each, **fields(each)) for each in order]
+        texts = [templates.render(kind, each, **templates.fields(kind, each, facts))
+                 for each in order]  # fmt: skip
         footer = [templates.phrase("email.footer", each, brand=templates.BRAND) for each in order]
         body = "\n\n".join(texts) + "\n\n-- \n" + "\n".join(footer)
         send_email(
@@ -351,6 +320,11 @@ def _tell(
             to=vault.decrypt(target.email_sealed, purpose=EMAIL_PURPOSE),
             subject=templates.subject(kind), body=body, kind=short,
         )  # fmt: skip
+
+
+def _kept(error: EbankError | None) -> list[Any] | None:
+    """A failure as a notice keeps it: its code and details, worded when read."""
+    return None if error is None else [error.code, error.details]
 
 
 def _target(tx: Tx, customer_id: int) -> _Target | None:
@@ -376,15 +350,14 @@ def _last4(account: str) -> str:
     return account[-4:]
 
 
-def _payee(name: str, account: str) -> Callable[[str], str]:
-    """The payee as notices show them, by locale: a masked name and the account's last four.
-    Names longer than four characters (companies) are cut to their ends, to keep an SMS
-    short."""
+def _payee(name: str, account: str) -> dict[str, str]:
+    """The payee as notices show them: a masked name and the account's last four. Names
+    longer than four characters (companies) are cut to their ends, to keep an SMS short."""
     if not isinstance(name, str) or not name:
         raise ValueError("a payee has a name")
     last4 = _last4(account)
     shown = mask_name(name) if len(name) <= 4 else f"{name[0]}**{name[-1]}"
-    return lambda loc: templates.phrase("payee", loc, name=shown, last4=last4)
+    return {"payee": shown, "payee_last4": last4}
 
 
 def _one_line(memo: str) -> str:

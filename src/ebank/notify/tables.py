@@ -93,3 +93,27 @@ notice_preferences = Table(
     CheckConstraint("movement_threshold >= 0", name="movement_threshold"),
     CheckConstraint("locale IN ('zh-CN', 'en')", name="locale"),
 )
+
+# The message centre (消息中心): every notice the bank sent a customer, kept as its kind and
+# facts (JSON) and written out in the reader's language when read. Appended in the notice's
+# own transaction; `read_at` is the only thing that changes. Only unread rows are in the
+# second index, so counting them reads no more than they are.
+customer_messages = Table(
+    "customer_messages",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("customer_id", ID, ForeignKey("customers.id"), nullable=False),
+    Column("kind", String(24), nullable=False),  # a notice template: "account.movement"...
+    Column("facts", Text, nullable=False),
+    Column("created_at", UTC_TIME, nullable=False),
+    Column("read_at", UTC_TIME, nullable=True),
+)
+Index(
+    "ix_customer_messages_customer_id_id", customer_messages.c.customer_id, customer_messages.c.id
+)
+Index(
+    "ix_customer_messages_unread",
+    customer_messages.c.customer_id,
+    sqlite_where=customer_messages.c.read_at.is_(None),
+    postgresql_where=customer_messages.c.read_at.is_(None),
+)

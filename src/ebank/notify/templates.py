@@ -12,10 +12,13 @@ amounts, say) takes two segments rather than being cut, since the reason is what
 needs. English notices are written in ASCII ("CNY", not "¥") to stay GSM-7 and fit 160.
 """
 
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from string import Formatter
+from typing import Any
 
 from ebank.core.clock import BUSINESS_TZ
+from ebank.core.errors import EbankError
 from ebank.core.money import format_grouped
 
 LOCALES = ("zh-CN", "en")
@@ -112,6 +115,11 @@ def phrase(name: str, locale: str, /, **fields: str) -> str:
     return _fill(_pick(PHRASES[name], locale), fields)
 
 
+def heading(kind: str, locale: str) -> str:
+    """A notice's title in one language, as the message centre lists it."""
+    return _pick(SUBJECTS[kind], locale)
+
+
 def subject(kind: str) -> str:
     """An e-mail's subject: both languages, Chinese first."""
     zh, en = SUBJECTS[kind]
@@ -168,3 +176,76 @@ def fit(kind: str, locale: str, /, *, shrink: str, **fields: str) -> str:
         keep = max(0, min(keep - 1, keep - (len(text) - sms_segment(text)) - len(mark)))
         text = render(kind, locale, **fields | {shrink: value[:keep] + mark if keep else ""})
     return text
+
+
+# -- a notice's facts ------------------------------------------------------------------------
+# A notice is kept (and sent) as its facts: JSON-native values, written out for a language
+# when it is read. The SMS, the e-mail and the message centre all write them here.
+def _error(pair: list[Any], locale: str) -> str:
+    """A failure kept as [code, details], in the customer's words."""
+    code, details = pair
+    return EbankError(code, **details).message(locale)
+
+
+def _payee(facts: Mapping[str, Any], locale: str) -> str:
+    return phrase("payee", locale, name=facts["payee"], last4=facts["payee_last4"])
+
+
+def _movement(facts: Mapping[str, Any], loc: str) -> dict[str, str]:
+    return {
+        "last4": facts["last4"], "time": moment(datetime.fromisoformat(facts["at"]), loc),
+        "direction": phrase(facts["direction"], loc), "amount": yuan(facts["amount"]),
+        "balance": yuan(facts["balance"]), "memo": facts["memo"],
+    }  # fmt: skip
+
+
+def _result(facts: Mapping[str, Any], loc: str) -> dict[str, str]:
+    failure = facts["failure"]
+    outcome = (
+        phrase("succeeded", loc)
+        if failure is None
+        else phrase("failed", loc, reason=_error(failure, loc))
+    )
+    return {"payee": _payee(facts, loc), "amount": yuan(facts["amount"]), "outcome": outcome}
+
+
+def _scheduled(facts: Mapping[str, Any], loc: str) -> dict[str, str]:
+    return {
+        "date": day(datetime.fromisoformat(facts["due_at"]), loc), "payee": _payee(facts, loc),
+        "amount": yuan(facts["amount"]), "reason": _error(facts["reason"], loc),
+    }  # fmt: skip
+
+
+def _returned(facts: Mapping[str, Any], loc: str) -> dict[str, str]:
+    return {
+        "date": day(datetime.fromisoformat(facts["sent_at"]), loc), "payee": _payee(facts, loc),
+        "amount": yuan(facts["amount"]), "reason": return_reason(facts["reason"], loc),
+        "last4": facts["last4"],
+    }  # fmt: skip
+
+
+def _payroll(facts: Mapping[str, Any], loc: str) -> dict[str, str]:
+    return {
+        "reference": facts["reference"], "period": facts["period"], "paid": str(facts["paid"]),
+        "paid_total": yuan(facts["paid_total"]), "failed": str(facts["failed"]),
+    }  # fmt: skip
+
+
+_WRITERS: dict[str, Callable[[Mapping[str, Any], str], dict[str, str]]] = {
+    "account.movement": _movement,
+    "payment.result": _result,
+    "scheduled.failed": _scheduled,
+    "payment.returned": _returned,
+    "payroll.result": _payroll,
+}
+
+
+def fields(kind: str, locale: str, facts: Mapping[str, Any]) -> dict[str, str]:
+    """The fields of the notice `kind` written for `locale` from its facts."""
+    return _WRITERS[kind](facts, locale)
+
+
+def unsigned(kind: str, locale: str, facts: Mapping[str, Any]) -> str:
+    """A notice as the bank's own pages show it: without the SMS signature."""
+    text = render(kind, locale, **fields(kind, locale, facts))
+    return text.replace(f"【{BRAND}】", "").removeprefix(f"[{BRAND}] ").strip()

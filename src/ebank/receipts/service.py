@@ -12,12 +12,13 @@ import hmac
 import json
 import logging
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from ebank.core.clock import as_utc, business_date
+from ebank.core.clock import as_utc, business_date, business_day_bounds
 from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
 from ebank.core.writer import Tx
@@ -32,6 +33,7 @@ CONTENT_PURPOSE = "receipts.content"  # the HMAC a code is made of
 CODE_PURPOSE = "receipts.code"  # the stored look-up hash of a code
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # 32 symbols, none to misread: no 0 O 1 I
 CODE_LENGTH = 16  # 80 bits
+MAX_PAGE = 200  # receipts listed at once
 # What a person may type: the symbols in either case (ASCII only), and dashes.
 _TYPED_CODE = re.compile(f"[{ALPHABET}{ALPHABET.lower()}-]{{{CODE_LENGTH},{CODE_LENGTH + 3}}}")
 _NUMBER = re.compile(r"R(\d{8})(\d{10})")
@@ -152,6 +154,42 @@ def receipt_numbered(conn: Connection, vault: Vault, number: str, customer_id: i
         if row is not None and f"{business_date(as_utc(row['issued_at'])):%Y%m%d}" != match[1]:
             row = None
     return _owned(vault, row, customer_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptPage:
+    receipts: list[Receipt]
+    older: int | None  # pass as `before` for the next page; None on the last one
+
+
+def receipts_of(
+    conn: Connection, vault: Vault, customer_id: int, *, since: date | None = None,
+    until: date | None = None, before: int | None = None, limit: int = 20,
+) -> ReceiptPage:  # fmt: skip
+    """The customer's own receipts, newest first, issued on business days `since` to `until`
+    (both included; either open); page with `older`.
+
+    A receipt whose row no longer derives its code is left out (and logged), as every fetch
+    refuses it; the page still goes on past it.
+    """
+    if type(limit) is not int or not 1 <= limit <= MAX_PAGE:
+        raise EbankError("INVALID_INPUT", reason=f"a page is 1 to {MAX_PAGE} receipts")
+    query = select(receipts).where(receipts.c.customer_id == customer_id)
+    if since is not None:
+        query = query.where(receipts.c.issued_at >= business_day_bounds(since)[0])
+    if until is not None:
+        query = query.where(receipts.c.issued_at < business_day_bounds(until)[1])
+    if before is not None:
+        query = query.where(receipts.c.id < before)
+    rows = conn.execute(query.order_by(receipts.c.id.desc()).limit(limit)).mappings().all()
+    kept = []
+    for row in rows:
+        receipt = _open(vault, row)
+        if receipt is None:
+            log.error("receipt %s no longer matches its verification code", row["id"])
+        else:
+            kept.append(receipt)
+    return ReceiptPage(kept, rows[-1]["id"] if len(rows) == limit else None)
 
 
 def normalise_code(typed: object) -> str | None:

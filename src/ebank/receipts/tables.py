@@ -5,7 +5,17 @@ code itself is derived again from the content, so a row whose content was altere
 matches the hash it carries).
 """
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, ForeignKey, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Text,
+)
 
 from ebank.core.db import metadata
 from ebank.core.tables import ID, UTC_TIME
@@ -34,3 +44,5 @@ receipts = Table(
     Column("code_hash", String(64), nullable=False, unique=True),
     CheckConstraint("amount > 0", name="amount"),
 )
+# A payer's receipts, newest first (the e-receipts page).
+Index("ix_receipts_customer_id_id", receipts.c.customer_id, receipts.c.id)

@@ -30,7 +30,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, Engine, Table, select
 
 from ebank.core import audit
-from ebank.core.clock import as_utc
+from ebank.core.clock import BUSINESS_TZ, as_utc
 from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
 from ebank.core.settings import get_settings
@@ -38,6 +38,7 @@ from ebank.core.writer import Command, Tx
 from ebank.customers import service as customers
 from ebank.notify import service as notify
 from ebank.ops import approvals
+from ebank.security import sessions
 from ebank.security.tables import credentials, one_time_codes
 
 KINDS = ("login_password", "transaction_pin", "token")
@@ -223,6 +224,54 @@ def set_secret(
         save_secret(tx, new, customer_id=customer_id, actor=actor, channel=channel)
 
     return Command(run, prepare=new.prepare)
+
+
+def change_secret(
+    vault: Vault, *, customer_id: int, kind: str, current: str, new: str, channel: str,
+    session_id: int | None = None,
+) -> Command[Checked[int]]:  # fmt: skip
+    """The customer changes their own login password or PIN, proving the current one.
+
+    The current one is checked as a login checks it (counted towards the lockout, a failure
+    audited); a wrong one changes nothing. A new one equal to the current one, or breaking the
+    rules for its kind, is refused before anything is checked. A new login password ends the
+    customer's other sessions (all but `session_id`, the one asking): whoever else knew the
+    old one is logged out. The customer is texted an alert. The answer: how many sessions
+    ended.
+    """
+    if kind not in SECRET_KINDS:
+        raise EbankError("INVALID_INPUT", reason="a secret is a login password or a PIN")
+    if isinstance(new, str) and new == current:
+        raise EbankError("SECRET_UNCHANGED")
+    fresh = NewSecret(kind, new)
+    check = CredentialCheck(kind, current, lambda conn: customer_id)
+
+    def prepare(engine: Engine) -> None:
+        fresh.prepare(engine)  # a new secret breaking the rules costs no attempt
+        check.prepare(engine)
+
+    def run(tx: Tx) -> Checked[int]:
+        verdict = check.record(tx, channel=channel)
+        if not verdict.ok:
+            return Checked(verdict)
+        actor = f"customer:{customer_id}"
+        save_secret(tx, fresh, customer_id=customer_id, actor=actor, channel=channel)
+        ended = 0
+        if kind == "login_password":
+            ended = sessions.end_all(
+                tx, reason="password", actor=actor, channel=channel, customer_id=customer_id,
+                keep=session_id,
+            )  # fmt: skip
+        at = tx.now.astimezone(BUSINESS_TZ)
+        what = "网上银行登录密码" if kind == "login_password" else "交易密码"
+        notify.send_sms(
+            tx, vault, customer_id=customer_id, kind="alert",
+            body=f"【ebank】您的{what}已于{at.month}月{at.day}日{at:%H:%M}修改。"
+            "如非本人操作，请立即致电本行客服。",
+        )  # fmt: skip
+        return Checked(verdict, ended)
+
+    return Command(run, prepare=prepare)
 
 
 def holders_of(conn: Connection, kind: str) -> set[int]:

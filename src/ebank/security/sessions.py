@@ -199,11 +199,12 @@ def end(
 def end_all(
     tx: Tx, *, reason: str, actor: str, channel: str, customer_id: int | None = None,
     staff_id: int | None = None, operator_id: int | None = None,
-    device_hash: str | None = None,
+    device_hash: str | None = None, keep: int | None = None,
 ) -> int:  # fmt: skip
     """End at once, in the caller's transaction, every live session of one holder (an
     operator's, given `customer_id` and `operator_id`), or only those opened from one device
-    (its keyed hash); how many. Each end is audited."""
+    (its keyed hash), but the session `keep` (the one asking); how many. Each end is
+    audited."""
     _one_holder(customer_id, staff_id)
     if operator_id is not None:
         query = select(sessions).where(sessions.c.operator_id == operator_id)
@@ -216,7 +217,7 @@ def end_all(
             raise EbankError("INVALID_INPUT", reason="a device is named by its keyed hash")
         query = query.where(sessions.c.device == device_hash)
     rows = tx.conn.execute(query.where(sessions.c.ended_at.is_(None)).with_for_update())
-    live = [row for row in rows.mappings() if _ending(row, tx.now) is None]
+    live = [row for row in rows.mappings() if _ending(row, tx.now) is None and row["id"] != keep]
     for row in live:
         _close(tx, row, reason=reason, actor=actor, channel=channel)
     return len(live)

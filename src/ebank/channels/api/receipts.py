@@ -1,11 +1,11 @@
-"""The API of electronic receipts (电子回单): the payer's own receipts, as JSON or as the printed
-PDF, and the public check of a receipt's verification code.
+"""The API of electronic receipts (电子回单): the payer's own receipts, listed or one by one, as
+JSON or as the printed PDF, and the public check of a receipt's verification code.
 
 Someone else's receipt answers exactly like one that does not exist. The check needs no
 login (whoever holds a receipt may check it) and shows the parties masked.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ebank.channels.api.auth import CustomerPrincipal, current_customer
-from ebank.channels.api.common import read, vault_of
+from ebank.channels.api.common import Before, PageSize, read, vault_of
 from ebank.channels.api.schemas import ERRORS
 from ebank.core.errors import EbankError
 from ebank.core.money import format_minor
@@ -69,11 +69,37 @@ class ReceiptOut(ReceiptViewOut):
         )  # fmt: skip
 
 
+class ReceiptsOut(BaseModel):
+    receipts: list[ReceiptOut]
+    older: int | None = Field(description="Pass as `before` for the next page; null on the last")
+
+
 async def _mine(request: Request, me: CustomerPrincipal, number: str) -> Receipt:
     vault = vault_of(request)
     return await read(
         request, lambda conn: receipts.receipt_numbered(conn, vault, number, me.customer_id)
     )
+
+
+@router.get("/me/receipts", tags=["customer: receipts"], summary="My receipts, newest first")
+async def my_receipts(
+    request: Request,
+    response: Response,
+    me: Me,
+    since: Annotated[date | None, Query(description="First business day, YYYY-MM-DD")] = None,
+    until: Annotated[date | None, Query(description="Last business day, included")] = None,
+    before: Before = None,
+    limit: PageSize = 20,
+) -> ReceiptsOut:
+    vault = vault_of(request)
+    page = await read(
+        request,
+        lambda conn: receipts.receipts_of(
+            conn, vault, me.customer_id, since=since, until=until, before=before, limit=limit
+        ),
+    )
+    response.headers.update(PRIVATE)
+    return ReceiptsOut(receipts=[ReceiptOut.of_receipt(r) for r in page.receipts], older=page.older)
 
 
 # The .pdf route first: the JSON route's {number} would take "R...pdf" as well.
