@@ -33,7 +33,9 @@ from ebank.channels.api.middleware import RequestMiddleware
 from ebank.channels.web import (
     area,
     bank,
+    bank_bills,
     bank_payments,
+    bank_records,
     bank_settings,
     console,
     console_admin,
@@ -192,7 +194,9 @@ def create_app(
     for pages_router in (
         bank.router,
         bank_payments.router,
+        bank_bills.router,
         bank_settings.router,
+        bank_records.router,
         corporate.router,
         merchant.router,
         console.router,

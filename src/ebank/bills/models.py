@@ -4,6 +4,8 @@ asked to take a payment, and what the customer asks for and sees."""
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from ebank.core.crypto import mask_phone
+
 CATEGORIES = ("electricity", "water", "gas", "phone", "cable_tv")
 # What a payment is for, on the customer's statement and receipt.
 CATEGORY_NAMES = {
@@ -35,6 +37,11 @@ class Biller:
     def topup_amounts(self) -> tuple[int, ...]:
         """The amounts a top-up may be; () for a biller with bills."""
         return () if self.has_bills else TOPUP_AMOUNTS
+
+    def mask(self, number: str) -> str:
+        """The customer's number here as screens and receipts show it: a mobile number as
+        phones are masked, a household's number down to its last four digits."""
+        return mask_phone(number) if not self.has_bills else "*" * (len(number) - 4) + number[-4:]
 
 
 @dataclass(frozen=True, slots=True)

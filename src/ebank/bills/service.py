@@ -19,6 +19,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -42,7 +43,7 @@ from ebank.bills.tables import bill_attempts, bill_payments
 from ebank.bills.tables import billers as billers_table
 from ebank.core import audit, outbox
 from ebank.core.clock import Clock, as_utc
-from ebank.core.crypto import Vault, mask_phone
+from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError, checked_text
 from ebank.core.money import MAX_MINOR, format_minor
 from ebank.core.writer import Command, Idempotency, Tx, Writer, fingerprint
@@ -53,7 +54,7 @@ from ebank.limits import service as limits
 from ebank.notify import delivery, notices
 from ebank.payments import confirm
 from ebank.payments import service as payments
-from ebank.payments.models import Confirmation
+from ebank.payments.models import Confirmation, Quote
 from ebank.receipts import service as receipts
 from ebank.receipts.models import ReceiptData
 from ebank.receipts.pdf import BANK_NAME
@@ -175,10 +176,6 @@ def _number(biller: Biller, value: object) -> str:
     return number
 
 
-def _mask(biller: Biller, number: str) -> str:
-    return mask_phone(number) if not biller.has_bills else "*" * (len(number) - 4) + number[-4:]
-
-
 @dataclass(frozen=True, slots=True)
 class _Resolved:
     request: BillPaymentRequest  # canonical
@@ -227,6 +224,15 @@ def _confirming(resolved: _Resolved) -> confirm.Confirming:
     )  # fmt: skip
 
 
+def _limits_payment(resolved: _Resolved, confirmation: Confirmation | None) -> limits.Payment:
+    r = resolved.request
+    return limits.Payment(
+        customer_id=r.customer_id, channel=r.channel, kind="bill", from_account=r.from_account,
+        amount=r.amount, method=None if confirmation is None else confirmation.method,
+        large_confirmed=confirmation is not None and confirmation.large_confirmed,
+    )  # fmt: skip
+
+
 # -- inquiry and confirmation --------------------------------------------------------------------
 def inquire(conn: Connection, clock: Clock, *, biller: str, number: str) -> Inquiry:
     """The bills of the customer's number at the biller, paid ones marked (none for a phone,
@@ -236,6 +242,17 @@ def inquire(conn: Connection, clock: Clock, *, biller: str, number: str) -> Inqu
     canonical = _number(found, number)
     bills = adapter_for(found, conn.engine, clock).inquire(canonical)
     return Inquiry(found, canonical, tuple(bills))
+
+
+def quote(conn: Connection, request: BillPaymentRequest, *, now: datetime) -> Quote:
+    """What confirming this payment will take (the factors the limits service would accept
+    now, as for a transfer), or why it cannot be made. The biller is not asked: paying asks
+    it again anyway."""
+    resolved = _resolve(conn, request)
+    found = limits.assess(conn, _limits_payment(resolved, None), now=now)
+    if found.refusal is not None:
+        raise found.refusal
+    return Quote("bill", resolved.biller.name_zh, found.methods, found.large_warning, now)
 
 
 def send_code(vault: Vault, request: BillPaymentRequest) -> Command[CodeIssued]:
@@ -310,14 +327,7 @@ def pay(
         verdict = confirm.check(tx, vault, _confirming(resolved), confirmation, pin)
         if not verdict.ok:
             return Checked(verdict)
-        limits.authorise(
-            tx,
-            limits.Payment(
-                customer_id=r.customer_id, channel=r.channel, kind="bill",
-                from_account=r.from_account, amount=r.amount, method=confirmation.method,
-                large_confirmed=confirmation.large_confirmed,
-            ),
-        )  # fmt: skip
+        limits.authorise(tx, _limits_payment(resolved, confirmation))
         memo = CATEGORY_NAMES[biller.category] + ("" if answer is None else f" {answer.period}")
         payment_id = payments.record_payment(
             tx, vault,
@@ -332,7 +342,7 @@ def pay(
             bill_payments.insert().values(
                 payment_id=payment_id, customer_id=r.customer_id, biller_id=biller.id,
                 number_sealed=vault.encrypt(r.number, purpose=NUMBER_PURPOSE),
-                number_masked=_mask(biller, r.number),
+                number_masked=biller.mask(r.number),
                 bill_id=None if answer is None else answer.bill_id,
                 period=None if answer is None else answer.period, amount=r.amount,
                 status="pending_biller", attempts=0, next_attempt_at=tx.now, created_at=tx.now,

@@ -33,9 +33,10 @@ class Confirmation:
 
 @dataclass(frozen=True, slots=True)
 class Quote:
-    """What confirming a transfer will take, shown before the customer confirms."""
+    """What confirming a transfer (or a bill payment) will take, shown before the customer
+    confirms."""
 
-    kind: str  # own | intra | interbank
+    kind: str  # own | intra | interbank | bill
     payee_name: str  # as the bank will send it
     methods: tuple[str, ...]  # factors that would let it through, weakest first; () for none
     large_warning: bool

@@ -60,9 +60,7 @@ def _transfer(conn: Connection, vault: Vault, order: OrderRequest) -> TransferRe
     """The order as a transfer to its payee: what every run pays, and what confirms it."""
     if type(order.amount) is not int or not 0 < order.amount <= MAX_MINOR:
         raise EbankError("INVALID_AMOUNT", reason="an order's amount is a positive number of fen")
-    entry = payees.entry(conn, vault, customer_id=order.customer_id, payee_id=order.payee_id)
-    if entry.removed:
-        raise EbankError("PAYEE_ENTRY_NOT_FOUND")
+    entry = payees.in_book(conn, vault, customer_id=order.customer_id, payee_id=order.payee_id)
     return TransferRequest(
         customer_id=order.customer_id, channel=order.channel, from_account=order.from_account,
         payee_account=entry.account, payee_name=entry.name, amount=order.amount,
@@ -332,6 +330,10 @@ def _view(row: Any, payee: PayeeView, last: Occurrence | None) -> OrderView:
     )  # fmt: skip
 
 
+def _occurrence(row: Any) -> Occurrence:
+    return Occurrence(row.due_on, row.payment_id, row.failure_code, as_utc(row.ran_at))
+
+
 def _views(conn: Connection, customer_id: int, *where: Any) -> list[OrderView]:
     rows = conn.execute(
         select(standing_orders, ledger_accounts.c.code.label("from_number"))
@@ -351,7 +353,7 @@ def _views(conn: Connection, customer_id: int, *where: Any) -> list[OrderView]:
         .group_by(standing_occurrences.c.order_id)
     )
     last = {
-        o.order_id: Occurrence(o.due_on, o.payment_id, o.failure_code, as_utc(o.ran_at))
+        o.order_id: _occurrence(o)
         for o in conn.execute(
             select(standing_occurrences).where(standing_occurrences.c.id.in_(latest))
         )
@@ -376,3 +378,22 @@ def order_of(conn: Connection, *, customer_id: int, order_id: int) -> OrderView:
     if not found:
         raise EbankError("STANDING_ORDER_NOT_FOUND")
     return found[0]
+
+
+def occurrences_of(
+    conn: Connection, *, customer_id: int, order_id: int, limit: int = 100
+) -> list[Occurrence]:
+    """The runs of one of the customer's orders, newest first, up to `limit`; someone else's
+    order is STANDING_ORDER_NOT_FOUND."""
+    owner = conn.execute(
+        select(standing_orders.c.customer_id).where(standing_orders.c.id == order_id)
+    ).scalar()
+    if owner != customer_id:
+        raise EbankError("STANDING_ORDER_NOT_FOUND")
+    rows = conn.execute(
+        select(standing_occurrences)
+        .where(standing_occurrences.c.order_id == order_id)
+        .order_by(standing_occurrences.c.due_on.desc())
+        .limit(limit)
+    )
+    return [_occurrence(row) for row in rows]

@@ -224,3 +224,12 @@ def entry(conn: Connection, vault: Vault, *, customer_id: int, payee_id: int) ->
         vault.decrypt(row["account_sealed"], purpose=payments.PAYEE_PURPOSE), row["bank"],
         row["removed_at"] is not None, view_of(row),
     )  # fmt: skip
+
+
+def in_book(conn: Connection, vault: Vault, *, customer_id: int, payee_id: int) -> Entry:
+    """One of the customer's payees that is still in the book, to pay or to choose: a removed
+    one is PAYEE_ENTRY_NOT_FOUND, as someone else's is."""
+    found = entry(conn, vault, customer_id=customer_id, payee_id=payee_id)
+    if found.removed:
+        raise EbankError("PAYEE_ENTRY_NOT_FOUND")
+    return found

@@ -1,7 +1,7 @@
 """Online banking's settings pages: cards (report one lost), limits (lower at once, raise with
 the token, never past the bank's maximum), online payment on and off, bound devices and live
-sessions, notification preferences; and that another's object or a forged form changes
-nothing."""
+sessions, the login password changed (the other logins ended), notification preferences; and
+that another's object or a forged form changes nothing."""
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -13,10 +13,14 @@ from ebank.enrolment import service as enrolment
 from ebank.gateway import controls, orders
 from ebank.notify import notices
 from ebank.security import devices, sessions
+from ebank.security import service as security
 from tests.channels.api_support import (
     ONLINE,
+    PASSWORD,
+    WRONG,
     Person,
     account_with_money,
+    bearer,
     bind_device,
     customer,
     login,
@@ -212,6 +216,35 @@ def test_a_customer_unbinds_a_phone_and_logs_out_another_login(
         ]
 
 
+def test_a_customer_changes_the_login_password_and_their_other_logins_end(
+    api: TestClient, writer: Writer, engine: Engine, clock: FixedClock
+) -> None:
+    person = customer(writer, 1, enrolled=ONLINE)
+    token = login(api, clock, person)  # another login, by the API
+    pages = bank_login(api, engine, person)
+    new = "Moonrise2027"
+    typed = {"password_current": WRONG, "password_new": new, "password_repeat": new}
+    wrong = pages.submit("/bank/security", "/bank/security/password", **typed)
+    assert wrong.status_code == 401 and 'id="password_current-error"' in wrong.text
+    mismatch = pages.submit(
+        "/bank/security",
+        "/bank/security/password",
+        **typed | {"password_current": PASSWORD, "password_repeat": "x"},
+    )
+    assert mismatch.status_code == 400 and 'id="password_repeat-error"' in mismatch.text
+    for page in (wrong, mismatch):
+        assert WRONG not in page.text and new not in page.text and PASSWORD not in page.text
+    assert api.get("/api/v1/me/accounts", headers=bearer(token)).status_code == 200
+    done = pages.submit("/bank/security", "/bank/security/password",
+                        **typed | {"password_current": PASSWORD})  # fmt: skip
+    assert done.url.path == "/bank/security" and "其他设备上的登录已退出" in done.text
+    assert api.get("/api/v1/me/accounts", headers=bearer(token)).status_code == 401
+    assert writer.execute(
+        security.check_secret(customer_id=person.id, kind="login_password", secret=new)
+    ).ok
+    assert pages.get("/bank/security").status_code == 200  # this login goes on
+
+
 def test_notification_preferences_are_saved_and_a_bad_address_refused(
     api: TestClient, writer: Writer, engine: Engine
 ) -> None:
@@ -235,10 +268,21 @@ def test_a_forged_form_is_refused_and_changes_nothing(
         (f"/bank/cards/{card}/report-loss", {}),
         ("/bank/limits/online", {"daily_limit": "1.00", "per_payment_limit": "1.00"}),
         ("/bank/online-payments", {"enabled": "off", "daily_limit": ""}),
+        (
+            "/bank/security/password",
+            {
+                "password_current": PASSWORD,
+                "password_new": "Moon2027x",
+                "password_repeat": "Moon2027x",
+            },
+        ),
     ]
     for action, fields in forged:
         assert api.post(action, data={"csrf": "forged", **fields}).status_code == 403
     assert card_status(engine, card) == "active" and agreed(engine, person) == before
     with engine.connect() as conn:
         assert controls.of(conn, person.id).enabled is True
+    assert writer.execute(
+        security.check_secret(customer_id=person.id, kind="login_password", secret=PASSWORD)
+    ).ok
     assert Pages(api).get("/bank/cards").status_code == 200  # still logged in

@@ -359,6 +359,15 @@ def typed_day(text: str, field: str) -> date | None:
     raise EbankError("INVALID_INPUT", reason=_("a date such as 2026-11-30"), field=field)
 
 
+def typed_range(since: str, until: str) -> tuple[date | None, date | None]:
+    """The days typed in a `from`..`to` filter, either left empty; an end before the start is
+    refused beside `to`."""
+    first, last = typed_day(since, "from"), typed_day(until, "to")
+    if first is not None and last is not None and last < first:
+        raise EbankError("INVALID_INPUT", reason=_("the end is before the start"), field="to")
+    return first, last
+
+
 def with_query(path: str, **params: str) -> str:
     return f"{path}?{urlencode(params)}" if params else path
 

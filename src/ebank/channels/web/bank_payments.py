@@ -5,19 +5,21 @@ payee book.
 A transfer takes two pages, as the API's two calls: the form is quoted (`payments.quote`
 checks the payee and says which factor the limits demand), then the confirmation page shows
 what will be paid and asks for that factor. What the customer confirms travels in one hidden
-field sealed by the vault for this purpose (`Pending`): the browser can neither read nor alter
+field sealed by the vault for its purpose (`Sealed`): the browser can neither read nor alter
 it, it names the customer it was made for, and it carries the idempotency key drawn when the
 confirmation page was first shown, so that a form sent twice pays once. The service checks
-everything again when it pays (the SMS code is bound to the exact details).
+everything again when it pays (the SMS code is bound to the exact details). Bills and standing
+orders (bank_bills.py) are confirmed by the same steps (`confirm_page`, `code_step`,
+`confirm_step`) on pages that extend the transfer's (bank/confirm.html).
 """
 
-import csv
 import io
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import date
-from typing import Any
+from typing import Any, ClassVar, Self, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -31,14 +33,14 @@ from ebank.accounts import service as accounts
 from ebank.accounts.models import CustomerAccount, Product
 from ebank.channels.api.common import client_address, read, vault_of, write
 from ebank.channels.web import guard, i18n
-from ebank.channels.web.area import SignedIn, missing, typed_amount, typed_day, typed_id
+from ebank.channels.web.area import SignedIn, missing, typed_amount, typed_id, typed_range
 from ebank.channels.web.bank import BANK, CHANNEL
 from ebank.channels.web.i18n import _, money, when
 from ebank.channels.web.words import N_, define
-from ebank.core.crypto import mask_card
 from ebank.core.errors import EbankError
 from ebank.core.money import format_minor
-from ebank.core.sheets import safe_cell
+from ebank.core.sheets import csv_text
+from ebank.core.writer import Command
 from ebank.ledger import queries
 from ebank.ledger.models import StatementLine
 from ebank.payments import service as payments
@@ -46,13 +48,14 @@ from ebank.payments.models import Confirmation, PaymentView, Quote, TransferRequ
 from ebank.payments.tables import SPEEDS
 from ebank.receipts.pdf import LATIN, SONG, _fit, render_pdf
 from ebank.risk.models import Origin
+from ebank.security.service import Checked
 from ebank.standing import payees
+from ebank.standing.models import OrderQuote
 
 router = APIRouter(prefix=BANK.prefix, include_in_schema=False)
 
 PAGE = 20  # lines of a statement page, payments of a list page
 DOWNLOAD_MAX = 5_000  # lines a statement download holds at most (narrow the dates for more)
-CONFIRM_PURPOSE = "web.bank.confirm"  # of the sealed field that carries a pending payment
 CONFIRM_FOR_SECONDS = 30 * 60  # a confirmation page older than this is asked for again
 PAGE_FACTORS = ("sms", "token")  # what a browser page can confirm with; no certificate
 
@@ -130,9 +133,7 @@ class Filters:
     @classmethod
     def of(cls, typed: dict[str, str], currency: str) -> "Filters":
         """The filters as typed, or the first one that is wrong (naming its field)."""
-        since, until = typed_day(typed["from"], "from"), typed_day(typed["to"], "to")
-        if since is not None and until is not None and until < since:
-            raise EbankError("INVALID_INPUT", reason=_("the end is before the start"), field="to")
+        since, until = typed_range(typed["from"], typed["to"])
         direction = typed["direction"]
         if direction not in ("", *DIRECTIONS):
             raise EbankError("INVALID_INPUT", reason=_("money in or out"), field="direction")
@@ -222,18 +223,17 @@ async def statement_csv(request: Request, number: str) -> Response:
         account, lines = await _download(me, number)
     except EbankError as error:
         return not_found(me, error)
-    out = io.StringIO()
-    sheet = csv.writer(out)
-    sheet.writerow([_("Time"), _("Reference"), _("Memo"), _("Money in"), _("Money out"),
-                    _("Balance"), _("Currency")])  # fmt: skip
-    for line in lines:
-        amount = format_minor(line.amount, account.currency)
-        sheet.writerow([
-            when(line.posted_at, with_seconds=True), line.reference, safe_cell(line.memo),
-            amount if line.side == "C" else "", amount if line.side == "D" else "",
-            format_minor(line.balance_after, account.currency), account.currency,
-        ])  # fmt: skip
-    body = "\ufeff" + out.getvalue()  # the BOM: a spreadsheet then reads the Chinese as UTF-8
+    header = [_("Time"), _("Reference"), _("Memo"), _("Money in"), _("Money out"), _("Balance"),
+              _("Currency")]  # fmt: skip
+    rows = (
+        [when(line.posted_at, with_seconds=True), line.reference, line.memo,
+         format_minor(line.amount, account.currency) if line.side == "C" else "",
+         format_minor(line.amount, account.currency) if line.side == "D" else "",
+         format_minor(line.balance_after, account.currency), account.currency]
+        for line in lines
+    )  # fmt: skip
+    # The BOM first: a spreadsheet then reads the Chinese as UTF-8.
+    body = "\ufeff" + csv_text([header, *rows])
     return _file(body.encode(), "text/csv; charset=utf-8", f"statement-{account.number}.csv")
 
 
@@ -311,9 +311,130 @@ def _statement_pdf(
     return out.getvalue()
 
 
-# -- transfers: the form -----------------------------------------------------------------------
-def _paying_accounts(conn: Connection, customer_id: int) -> list[CustomerAccount]:
+# -- confirming what the customer asked for: a transfer, a bill, a standing order ----------------
+S = TypeVar("S", bound="Sealed")
+Requote = Callable[..., Awaitable[Response]]  # (me, pending, *, error=, sent=, chosen=): the page
+
+
+@dataclass(frozen=True, slots=True)
+class Steps:
+    """The routes of a confirmation page: its form, its "text me a code" button, and the form
+    the customer goes back to."""
+
+    confirm: str
+    code: str
+    back: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """What the customer is confirming, between its confirmation page and its confirmation, as
+    sealed in the page (a subclass adds the details, and its own purpose for the seal)."""
+
+    PURPOSE: ClassVar[str]
+    customer_id: int
+    key: str  # the idempotency key: drawn once, when the confirmation page is first shown
+    issued: float  # Unix seconds
+
+    @classmethod
+    def drawn(cls, me: SignedIn, **details: Any) -> Self:
+        """Made when the form is quoted: the page shown again carries the same key."""
+        return cls(customer_id=me.customer_id, key=secrets.token_urlsafe(24),
+                   issued=me.now.timestamp(), **details)  # fmt: skip
+
+    def seal(self, request: Request) -> str:
+        return vault_of(request).encrypt(json.dumps(asdict(self)), purpose=self.PURPOSE)
+
+    @classmethod
+    def unseal(cls, me: SignedIn, sealed: str) -> Self:
+        """What this customer's own confirmation page carries, or FORM_EXPIRED."""
+        try:
+            pending = cls(**json.loads(vault_of(me.request).decrypt(sealed, purpose=cls.PURPOSE)))
+        except (ValueError, TypeError):
+            raise EbankError("FORM_EXPIRED") from None
+        fresh = me.now.timestamp() - pending.issued < CONFIRM_FOR_SECONDS
+        if pending.customer_id != me.customer_id or not fresh:
+            raise EbankError("FORM_EXPIRED")
+        return pending
+
+
+def confirm_page(
+    me: SignedIn, template: str, steps: Steps, pending: Sealed, quote: Quote | OrderQuote, *,
+    error: EbankError | None = None, sent: bool = False, chosen: str = "", status: int = 200,
+    **context: Any,
+) -> Response:  # fmt: skip
+    """A confirmation page (a template extending bank/confirm.html): what is confirmed, sealed,
+    and the factors the quote asks for that a page can take."""
+    offered = [m for m in quote.methods if m in PAGE_FACTORS]
+    return me.render(
+        template, error=error, fields=CONFIRM_FIELDS, at="code", status=status, steps=steps,
+        pending=pending, sealed=pending.seal(me.request), quote=quote, offered=offered,
+        certificate_only=bool(quote.methods) and not offered, sent=sent,
+        chosen=chosen if chosen in offered else (offered[0] if offered else ""), **context,
+    )  # fmt: skip
+
+
+async def pending_of(me: SignedIn, form: dict[str, str], kind: type[S]) -> S | Response:
+    """What the page's sealed field carries, or the page that says it has expired."""
+    try:
+        return kind.unseal(me, form.get("pending", ""))
+    except EbankError as error:
+        return not_found(me, error)
+
+
+def confirmation_of(form: dict[str, str]) -> Confirmation:
+    """The factor a confirmation page's form gives, or why it gives none that will do."""
+    method = form.get("method", "")
+    code = form.get("code", "").strip()[:16]
+    if method and method not in PAGE_FACTORS:
+        raise EbankError("INVALID_INPUT", reason=_("choose how to confirm"), field="method")
+    if method and not code:
+        raise missing("code", _("Verification code"))
+    return Confirmation(
+        method=method or None, code=code or None,
+        large_confirmed=form.get("large_confirmed") == "yes",
+    )  # fmt: skip
+
+
+async def code_step(
+    me: SignedIn, form: dict[str, str], kind: type[S], send: Callable[[S], Command[Any]],
+    requote: Requote,
+) -> Response:  # fmt: skip
+    """A confirmation page's "text me a code": a code for exactly what it confirms."""
+    pending = await pending_of(me, form, kind)
+    if isinstance(pending, Response):
+        return pending
+    try:
+        await write(me.request, send(pending))
+    except EbankError as error:
+        return await requote(me, pending, error=error, chosen="sms")
+    return await requote(me, pending, sent=True, chosen="sms")
+
+
+async def confirm_step(
+    me: SignedIn, form: dict[str, str], kind: type[S],
+    make: Callable[[S, Confirmation], Command[Checked[int]]], requote: Requote,
+) -> int | Response:  # fmt: skip
+    """A confirmation page's form: made with the factor given, once per page (the id of what
+    was made), or the page again with the reason."""
+    pending = await pending_of(me, form, kind)
+    if isinstance(pending, Response):
+        return pending
+    try:
+        made = await write(me.request, make(pending, confirmation_of(form)))
+        return made.value()
+    except EbankError as error:
+        return await requote(
+            me, pending, error=placed(error, CONFIRM_SLOTS), chosen=form.get("method", "")
+        )
+
+
+def paying_accounts(conn: Connection, customer_id: int) -> list[CustomerAccount]:
     return [a for a in accounts.accounts_of(conn, customer_id) if a.product == Product.DEMAND]
+
+
+# -- transfers ---------------------------------------------------------------------------------
+TRANSFER_STEPS = Steps("bank_transfer_confirm", "bank_transfer_code", "bank_transfer")
 
 
 @router.get("/transfer", name="bank_transfer")
@@ -335,10 +456,10 @@ async def _transfer_page(
         saved = None
         if payee_id is not None:
             try:
-                saved = payees.entry(conn, vault, customer_id=customer_id, payee_id=payee_id).view
+                saved = payees.in_book(conn, vault, customer_id=customer_id, payee_id=payee_id).view
             except EbankError:
                 saved = None  # removed, or not theirs: the form asks for the payee instead
-        return _paying_accounts(conn, customer_id), saved, payees.payees_of(conn, customer_id)
+        return paying_accounts(conn, customer_id), saved, payees.payees_of(conn, customer_id)
 
     held, saved, book = await read(me.request, look)
     return me.render(
@@ -348,12 +469,10 @@ async def _transfer_page(
 
 
 @dataclass(frozen=True, slots=True)
-class Pending:
-    """A payment between its confirmation page and its confirmation, as sealed in the page."""
+class Pending(Sealed):
+    """A transfer between its confirmation page and its confirmation."""
 
-    customer_id: int
-    key: str  # the idempotency key: drawn once, when the confirmation page is first shown
-    issued: float  # Unix seconds
+    PURPOSE = "web.bank.confirm"
     from_account: str
     payee_account: str
     payee_name: str
@@ -368,23 +487,6 @@ class Pending:
             payee_account=self.payee_account, payee_name=self.payee_name,
             payee_bank=self.payee_bank, amount=self.amount, speed=self.speed, memo=self.memo,
         )  # fmt: skip
-
-    def seal(self, request: Request) -> str:
-        return vault_of(request).encrypt(json.dumps(asdict(self)), purpose=CONFIRM_PURPOSE)
-
-    @classmethod
-    def unseal(cls, me: SignedIn, sealed: str) -> "Pending":
-        """The pending payment of this customer's own confirmation page, or FORM_EXPIRED."""
-        try:
-            pending = cls(
-                **json.loads(vault_of(me.request).decrypt(sealed, purpose=CONFIRM_PURPOSE))
-            )
-        except (ValueError, TypeError):
-            raise EbankError("FORM_EXPIRED") from None
-        fresh = me.now.timestamp() - pending.issued < CONFIRM_FOR_SECONDS
-        if pending.customer_id != me.customer_id or not fresh:
-            raise EbankError("FORM_EXPIRED")
-        return pending
 
 
 def _transfer_values(form: dict[str, str]) -> dict[str, str]:
@@ -404,7 +506,7 @@ async def transfer_quote(request: Request) -> Response:
         if payee_id is None:
             bank = values["payee_bank"].strip() or None
             return values["payee_account"], values["payee_name"], bank
-        entry = payees.entry(conn, vault, customer_id=customer_id, payee_id=payee_id)
+        entry = payees.in_book(conn, vault, customer_id=customer_id, payee_id=payee_id)
         return entry.account, entry.name, entry.bank
 
     try:
@@ -418,39 +520,21 @@ async def transfer_quote(request: Request) -> Response:
             raise EbankError("INVALID_INPUT", reason=_("choose an arrival speed"), field="speed")
         amount = typed_amount(values["amount"], "amount")
         account, name, bank = await read(request, payee_of)
-        pending = Pending(
-            customer_id, secrets.token_urlsafe(24), me.now.timestamp(), values["from_account"],
-            account, name, bank, amount, values["speed"], values["memo"],
+        pending = Pending.drawn(
+            me, from_account=values["from_account"], payee_account=account, payee_name=name,
+            payee_bank=bank, amount=amount, speed=values["speed"], memo=values["memo"],
         )  # fmt: skip
         return await _confirm_page(me, pending)
     except EbankError as error:
         return await _transfer_page(me, values, placed(error, TRANSFER_SLOTS))
 
 
-# -- transfers: confirming ---------------------------------------------------------------------
-async def _confirm_page(
-    me: SignedIn, pending: Pending, *, error: EbankError | None = None, sent: bool = False,
-    chosen: str = "", status: int = 200,
-) -> Response:  # fmt: skip
+async def _confirm_page(me: SignedIn, pending: Pending, **page: Any) -> Response:
     """The confirmation page of a pending transfer, quoted again as it stands now. A quote
     that fails raises: the caller shows its reason where the customer can act on it."""
     asked, now = pending.request(), me.now
     found: Quote = await read(me.request, lambda conn: payments.quote(conn, asked, now=now))
-    offered = [m for m in found.methods if m in PAGE_FACTORS]
-    return me.render(
-        "bank/confirm.html", error=error, fields=CONFIRM_FIELDS, at="code", status=status,
-        pending=pending, sealed=pending.seal(me.request), quote=found, offered=offered,
-        certificate_only=bool(found.methods) and not offered,
-        payee_masked=mask_card(pending.payee_account), sent=sent,
-        chosen=chosen if chosen in offered else (offered[0] if offered else ""),
-    )  # fmt: skip
-
-
-async def _pending_of(me: SignedIn, form: dict[str, str]) -> Pending | Response:
-    try:
-        return Pending.unseal(me, form.get("pending", ""))
-    except EbankError as error:
-        return me.render("bank/not_found.html", error=error)
+    return confirm_page(me, "bank/confirm.html", TRANSFER_STEPS, pending, found, **page)
 
 
 async def _requoted(me: SignedIn, pending: Pending, **page: Any) -> Response:
@@ -469,44 +553,27 @@ async def _requoted(me: SignedIn, pending: Pending, **page: Any) -> Response:
 async def transfer_code(request: Request) -> Response:
     """Text the customer a code for exactly the pending transfer."""
     me, form = await BANK.submitted(request)
-    pending = await _pending_of(me, form)
-    if isinstance(pending, Response):
-        return pending
-    try:
-        await write(request, payments.send_code(vault_of(request), pending.request()))
-    except EbankError as error:
-        return await _requoted(me, pending, error=error, chosen="sms")
-    return await _requoted(me, pending, sent=True, chosen="sms")
+    vault = vault_of(request)
+    return await code_step(
+        me, form, Pending, lambda p: payments.send_code(vault, p.request()), _requoted
+    )
 
 
 @router.post("/transfer/confirm", name="bank_transfer_confirm")
 async def transfer_confirm(request: Request) -> Response:
     """Make the pending transfer with the factor given, once per confirmation page."""
     me, form = await BANK.submitted(request)
-    pending = await _pending_of(me, form)
-    if isinstance(pending, Response):
-        return pending
-    method = form.get("method", "")
-    code = form.get("code", "").strip()[:16]
-    try:
-        if method and method not in PAGE_FACTORS:
-            raise EbankError("INVALID_INPUT", reason=_("choose how to confirm"), field="method")
-        if method and not code:
-            raise missing("code", _("Verification code"))
-        confirmation = Confirmation(
-            method=method or None, code=code or None,
-            large_confirmed=form.get("large_confirmed") == "yes",
-        )  # fmt: skip
-        made = await write(
-            request,
-            payments.transfer(vault_of(request), pending.request(), confirmation,
-                              idempotency_key=pending.key, origin=origin_of(me)),
-        )  # fmt: skip
-        payment_id = made.value()
-    except EbankError as error:
-        return await _requoted(me, pending, error=placed(error, CONFIRM_SLOTS), chosen=method)
+    vault, origin = vault_of(request), origin_of(me)
+
+    def make(p: Pending, confirmation: Confirmation) -> Command[Checked[int]]:
+        return payments.transfer(vault, p.request(), confirmation, idempotency_key=p.key,
+                                 origin=origin)  # fmt: skip
+
+    done = await confirm_step(me, form, Pending, make, _requoted)
+    if isinstance(done, Response):
+        return done
     return me.redirect("bank_payment", notice=_("Your transfer has been accepted"),
-                       payment_id=payment_id)  # fmt: skip
+                       payment_id=done)  # fmt: skip
 
 
 # -- payments and their receipts ---------------------------------------------------------------

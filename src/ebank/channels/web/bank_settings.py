@@ -1,7 +1,7 @@
 """Online banking's settings pages: cards (report one lost), the limits agreed per channel,
 online payment (on or off, which cards, an own daily limit, the year's payments with the
-buyer's word on escrow orders), security (bound devices, live sessions, the certificate) and
-notification preferences.
+buyer's word on escrow orders), security (the login password and the transaction PIN changed,
+bound devices, live sessions, the certificate) and notification preferences.
 
 Every rule is the services' own, as the JSON API calls them: a page only asks, shows what they
 answer, and shows their refusals beside the field they concern. Someone else's card, order,
@@ -31,6 +31,7 @@ from ebank.limits.parameters import METHODS
 from ebank.notify import notices
 from ebank.risk.models import Origin
 from ebank.security import certificates, devices, sessions
+from ebank.security import service as security
 
 router = APIRouter(prefix=BANK.prefix, include_in_schema=False)
 
@@ -388,6 +389,54 @@ async def end_session(request: Request, session_id: ObjectId) -> Response:
     except EbankError as error:
         return await _security_page(me, error=error)
     return me.redirect("bank_security", notice=_("That login is ended."))
+
+
+# kind: the prefix of its form's fields, and what its current and new ones are called
+SECRET_FORMS = {
+    "login_password": ("password", N_("Current login password"), N_("New login password")),
+    "transaction_pin": ("pin", N_("Current transaction PIN"), N_("New transaction PIN")),
+}
+CURRENT_WRONG = ("AUTH_FAILED", "AUTH_FAILED_WARNING", "AUTH_FAILED_FINAL_WARNING",
+                 "CREDENTIAL_LOCKED", "CREDENTIAL_LOCKED_PERMANENTLY")  # fmt: skip
+
+
+async def _change_secret(request: Request, kind: str) -> Response:
+    """The current one, the new one twice; nothing typed is ever shown again."""
+    me, form = await BANK.submitted(request)
+    prefix, current_label, new_label = SECRET_FORMS[kind]
+    current, new, repeat = (f"{prefix}_{part}" for part in ("current", "new", "repeat"))
+    try:
+        typed = required(form, current, _(current_label)), required(form, new, _(new_label))
+        if form.get(repeat, "").strip() != typed[1]:
+            raise EbankError("SECRET_REPEAT_MISMATCH", field=repeat)
+        done = await write(
+            request,
+            security.change_secret(
+                vault_of(request), customer_id=me.customer_id, kind=kind, current=typed[0],
+                new=typed[1], channel=me.session.channel, session_id=me.session.id,
+            ),
+        )  # fmt: skip
+        ended = done.value()
+    except EbankError as error:
+        at = current if error.code in CURRENT_WRONG else new
+        return await _security_page(me, error=error, fields=(current, new, repeat), at=at)
+    if kind == "transaction_pin":
+        notice = _("Your transaction PIN is changed.")
+    elif ended:
+        notice = _("Your login password is changed, and your other logins are ended.")
+    else:
+        notice = _("Your login password is changed.")
+    return me.redirect("bank_security", notice=notice)
+
+
+@router.post("/security/password", name="bank_password_change")
+async def change_password(request: Request) -> Response:
+    return await _change_secret(request, "login_password")
+
+
+@router.post("/security/pin", name="bank_pin_change")
+async def change_pin(request: Request) -> Response:
+    return await _change_secret(request, "transaction_pin")
 
 
 # -- notifications ---------------------------------------------------------------------------
