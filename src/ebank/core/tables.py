@@ -55,6 +55,10 @@ audit_log = Table(
     Column("hash", String(64), nullable=False),
 )
 
+# The console's viewer: one actor's records newest first, and records of a period.
+Index("ix_audit_log_actor_id", audit_log.c.actor, audit_log.c.id)
+Index("ix_audit_log_at", audit_log.c.at)
+
 # One row: the hash of the last record. Appenders lock it, so the chain never forks.
 audit_head = Table(
     "audit_head",
