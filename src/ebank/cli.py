@@ -155,7 +155,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings.gateway_private_notify = True  # the example shop listens on this machine
     shop = _start_shop(merchant_no, f"http://{host}:{port}", host)
     if shop is not None:
-        print(f"  the example shop (merchant {merchant_no}): http://{host}:{SHOP_PORT}/ ; "
+        print(f"  the example shop (merchant {merchant_no}): http://{host}:{demo.SHOP_PORT}/ ; "
               "buy, then pay as 张三 (login 13800138001)")  # fmt: skip
     print(f"\nserving on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)\n")
     args.demo = True
@@ -168,16 +168,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 process.wait(10)
 
 
-SHOP_PORT = 8001
-
-
 def _start_shop(merchant_no: str, bank_url: str, host: str) -> subprocess.Popen[str] | None:
     """The example shop (`ebank shop`) in a process of its own, paying through the demo
     bank's gateway as merchant `merchant_no`; None if it could not start."""
+    from ebank import demo
+
     env = {**os.environ, "EBANK_SHOP_MERCHANT_NO": merchant_no,
            "EBANK_SHOP_GATEWAY_URL": bank_url}  # fmt: skip
     shop = subprocess.Popen(  # noqa: S603 (our own command, no shell)
-        [sys.executable, "-m", "ebank.cli", "shop", "--host", host, "--port", str(SHOP_PORT)],
+        [sys.executable, "-m", "ebank.cli", "shop", "--host", host, "--port", str(demo.SHOP_PORT)],
         env=env, text=True,
     )  # fmt: skip
     time.sleep(0.5)

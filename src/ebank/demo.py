@@ -1,15 +1,15 @@
-"""The demo bank: the chart of accounts, a few customers with accounts and money, a little
-history, and three members of staff (a maker, a checker and an admin), each with a console
-token. Every person is enrolled at the counter for every channel and holds every factor:
-login password, PIN, token and certificate.
+"""The demo bank: the chart of accounts, a few customers with accounts and money, four weeks
+of history lived through the services, and three members of staff (a maker, a checker and an
+admin), each with a console token. Every person is enrolled at the counter for every channel
+and holds every factor: login password, PIN, token and certificate.
 
 Seeding is idempotent: customers are found by their identity number, accounts are opened only
-when missing, and money moves under fixed idempotency keys. So `make demo` can run any number
-of times on the same database.
+when missing, and money moves only on the accounts a run opened (and the history only on a new
+database). So `make demo` can run any number of times on the same database.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pyotp
@@ -25,9 +25,10 @@ from ebank.bills import service as bills
 from ebank.cards import service as cards
 from ebank.core import audit
 from ebank.core.channels import E_CHANNELS
-from ebank.core.clock import SystemClock, business_date
+from ebank.core.clock import BUSINESS_TZ, FixedClock, SystemClock, business_date
 from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
+from ebank.core.money import parse_minor
 from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Writer
 from ebank.corporate import operators
@@ -36,14 +37,18 @@ from ebank.customers import identity
 from ebank.customers import service as customers
 from ebank.customers.models import CustomerView, Kind
 from ebank.enrolment import service as enrolment
-from ebank.gateway import merchants, signing
+from ebank.gateway import merchants, orders, settlement, signing
+from ebank.gateway.models import OrderRequest, OrderView, Payment
 from ebank.ledger import service as ledger
 from ebank.ledger.chart import ensure_chart
 from ebank.ops import staff
 from ebank.ops.tables import staff as staff_table
+from ebank.payments import service as payments
+from ebank.payments.models import Confirmation, TransferRequest
 from ebank.security import certificates
 from ebank.security import service as security
 from ebank.security.tables import credentials
+from ebank.shop.app import PRODUCTS, Product
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +105,8 @@ def seed(writer: Writer, vault: Vault) -> dict[int, str]:
     """Seed the bank; the token (TOTP) URI of each customer enrolled by this run."""
     chart = writer.execute(Command(ensure_chart, sql=False))
     seed_billers(writer)
-    held = [_account_of(writer, vault, c) for c in CUSTOMERS]
+    opened = [_account_of(writer, vault, c) for c in CUSTOMERS]
+    held = [account for account, _new in opened]
     tokens = {}
     with writer.engine.connect() as conn:
         enrolled = security.holders_of(conn, "token")
@@ -129,24 +135,16 @@ def seed(writer: Writer, vault: Vault) -> dict[int, str]:
                     )
                 )
             _certify(writer, vault, account.customer_id)
-    for c, account in zip(CUSTOMERS, held, strict=True):
-        _move(
-            writer,
-            f"deposit-{c.id_number}",
-            chart["GL-CASH-CNY"],
-            account.ledger_account_id,
-            c.deposit,
-            "现金存入 / cash deposit",
-        )
-    for n, (payer, payee, amount, memo) in enumerate(TRANSFERS):
-        _move(
-            writer,
-            f"transfer-{n}",
-            held[payer].ledger_account_id,
-            held[payee].ledger_account_id,
-            amount,
-            memo,
-        )
+    # Money moves on the accounts this run opened, never again: the idempotency keys that
+    # also guard these moves are forgotten after a few days.
+    for c, (account, new) in zip(CUSTOMERS, opened, strict=True):
+        if new:
+            _move(writer, f"deposit-{c.id_number}", chart["GL-CASH-CNY"],
+                  account.ledger_account_id, c.deposit, "现金存入 / cash deposit")  # fmt: skip
+    if all(new for _account, new in opened):
+        for n, (payer, payee, amount, memo) in enumerate(TRANSFERS):
+            _move(writer, f"transfer-{n}", held[payer].ledger_account_id,
+                  held[payee].ledger_account_id, amount, memo)  # fmt: skip
     writer.execute(
         Command(lambda tx: audit.record(tx, actor=ACTOR, action="demo.seed", channel="cli"))
     )
@@ -312,14 +310,15 @@ def _certify(writer: Writer, vault: Vault, customer_id: int) -> None:
     path.write_bytes(pem)
 
 
-def _account_of(writer: Writer, vault: Vault, c: DemoCustomer) -> CustomerAccount:
-    """The customer's first account, registering the customer and opening it if need be."""
+def _account_of(writer: Writer, vault: Vault, c: DemoCustomer) -> tuple[CustomerAccount, bool]:
+    """The customer's first account, registering the customer and opening it if need be; and
+    whether it was opened now."""
     with writer.engine.connect() as conn:
         today = business_date(SystemClock().now())
         found = customers.find_by_id_number(conn, vault, c.kind, c.id_number, today=today)
         held = accounts.accounts_of(conn, found.id) if found else []
     if held:
-        return held[0]
+        return held[0], False
     if found is None:
         if c.kind == Kind.INDIVIDUAL:
             command = customers.register_individual(
@@ -336,7 +335,7 @@ def _account_of(writer: Writer, vault: Vault, c: DemoCustomer) -> CustomerAccoun
             )
         found = writer.execute(command)
     tier = "I" if c.kind == Kind.INDIVIDUAL else "corporate"
-    return writer.execute(accounts.open_account(customer_id=found.id, tier=tier, actor=ACTOR))
+    return writer.execute(accounts.open_account(customer_id=found.id, tier=tier, actor=ACTOR)), True
 
 
 def _move(writer: Writer, key: str, debit: int, credit: int, amount: int, memo: str) -> None:
@@ -373,13 +372,152 @@ class Seeded:
 
 def seed_all(writer: Writer, vault: Vault, key_dir: Path) -> Seeded:
     """Everything `ebank demo` seeds: customers, staff, the enterprise's operators, cards and
-    the example shop (whose keys go to `key_dir`, beside the gateway's)."""
+    the example shop (whose keys go to `key_dir`, beside the gateway's). On a new database the
+    bank opens `HISTORY_DAYS` ago, on a clock set back, and lives those days through the
+    services (`seed_history`): statements, reports and the dashboard have weeks to show. On
+    one seeded before, only what is missing is added."""
+    if registered(writer.engine, vault, business_date(SystemClock().now())):
+        return _seed_all(writer, vault, key_dir)
+    clock = FixedClock(opening(SystemClock().now()))
+    past = Writer(writer.engine, clock=clock)
+    try:
+        seeded = _seed_all(past, vault, key_dir)
+        seed_history(past, vault, clock)
+    finally:
+        past.close()
+    return seeded
+
+
+def _seed_all(writer: Writer, vault: Vault, key_dir: Path) -> Seeded:
     customer_tokens = seed(writer, vault)
     staff_tokens = seed_staff(writer, vault)
     operator_tokens = seed_operators(writer, vault)
     seed_cards(writer, vault)
     merchant_no = seed_merchant(writer, vault, key_dir)
     return Seeded(customer_tokens, staff_tokens, operator_tokens, merchant_no)
+
+
+# -- a few weeks of history ------------------------------------------------------------------
+HISTORY_DAYS = 28  # the demo bank opened four weeks ago
+SHOP_PORT = 8001  # where `ebank demo` serves the example shop
+OPENS_AT = time(9)  # Beijing time, on its first day
+SHOP = 3  # the enterprise's position in CUSTOMERS: as a payee, an order at its shop
+# A day's business: (minute of the day, payer, payee, yuan, channel), people by their position
+# in CUSTOMERS. Transfers vary from day to day (`_yuan`), orders are for one of the shop's teas.
+# People shop on Saturdays and Sundays; 王五 phones the bank on Wednesdays. Transfers are
+# confirmed with the payer's token (by phone: the PIN), orders paid with the card and PIN. A
+# PIN costs an argon2 check (~0.25 s), so there are few, and seeding takes about 20 s.
+WEEKDAY = (
+    (9 * 60 + 40, 0, 1, 120, "online"),
+    (12 * 60 + 20, 1, SHOP, 0, "mobile"),
+    (15 * 60 + 5, 2, 0, 30, "mobile"),
+    (18 * 60 + 15, 1, 2, 80, "online"),
+    (20 * 60 + 30, 0, 2, 60, "mobile"),
+)
+WEEKEND = ((11 * 60, 0, SHOP, 0, "mobile"), (16 * 60 + 30, 2, SHOP, 0, "online"))
+PHONE_DAY = (14 * 60, 2, 1, 40, "phone")  # on Wednesdays
+TEAS = tuple(PRODUCTS.values())  # what the example shop sells
+MEMOS = ("午餐 AA / lunch", "水果 / fruit", "还款 / repayment", "电影票 / cinema", "房租 / rent")
+
+
+def opening(now: datetime) -> datetime:
+    """When the demo bank opened: nine in the morning, `HISTORY_DAYS` before today."""
+    day = business_date(now) - timedelta(days=HISTORY_DAYS)
+    return datetime.combine(day, OPENS_AT, BUSINESS_TZ).astimezone(UTC)
+
+
+def _yuan(base: int, day: date) -> int:
+    """`base` yuan varied by the day (never twice the same in a row), in fen."""
+    return (base + day.toordinal() * 37 % 90) * 100 + day.day
+
+
+def seed_history(writer: Writer, vault: Vault, clock: FixedClock) -> None:
+    """Every day from the opening to yesterday: transfers between the demo persons, confirmed
+    with their tokens, and orders at the demo shop paid with their cards and PIN, each at its
+    hour on `clock`; after each day, the end-of-day settlement pays the shop less its fees.
+    Nothing is written here but through the services, as customers and the bank would."""
+    now, settings = SystemClock().now(), get_settings()
+    shop_url = f"http://{settings.host}:{SHOP_PORT}/"  # where `ebank demo` serves the shop
+    people = registered(writer.engine, vault, business_date(now))
+    merchant = _merchant_of(writer, people[SHOP][0].id)
+    with writer.engine.connect() as conn:
+        carded = {view.id: cards.cards_of(conn, view.id)[0].id for view, _held in people[:SHOP]}
+    day = business_date(clock.now())
+    while (day := day + timedelta(days=1)) < business_date(now):
+        plan = WEEKEND if day.weekday() >= 5 else WEEKDAY
+        for minute, payer, payee, base, channel in plan + ((PHONE_DAY,) * (day.weekday() == 2)):
+            clock.set(datetime.combine(day, time(minute // 60, minute % 60), BUSINESS_TZ))
+            view, held = people[payer]
+            if payee == SHOP:
+                tea = TEAS[(day.toordinal() + minute) % len(TEAS)]
+                order = _order(writer, vault, merchant, tea, shop_url)
+                _pay(writer, vault, order, view.id, carded[view.id], channel)
+            else:
+                _transfer(writer, vault, view.id, held[0].number, people[payee],
+                          _yuan(base, day), channel, day)  # fmt: skip
+        after = datetime.combine(day + timedelta(days=1), time(0, 5), BUSINESS_TZ)
+        if after < now:
+            clock.set(after)
+            settlement.end_of_day(writer, business_day=day)
+
+
+def _merchant_of(writer: Writer, enterprise_id: int) -> merchants.Merchant:
+    with writer.engine.connect() as conn:
+        return merchants.of_enterprise(conn, enterprise_id)
+
+
+def _transfer(
+    writer: Writer, vault: Vault, customer_id: int, account: str,
+    payee: tuple[CustomerView, list[CustomerAccount]], amount: int, channel: str, day: date,
+) -> None:  # fmt: skip
+    """A transfer confirmed as the channel asks: the token online and on a phone's app, the
+    PIN on the phone banking keypad."""
+    request = TransferRequest(
+        customer_id=customer_id, channel=channel, from_account=account,
+        payee_account=payee[1][0].number, payee_name=payee[0].name, amount=amount,
+        memo=MEMOS[day.toordinal() % len(MEMOS)],
+    )  # fmt: skip
+    if channel == "phone":
+        confirmed = Confirmation("pin", DEMO_PIN)
+    else:
+        with writer.engine.connect() as conn:
+            code = _token_code(conn, vault, customer_id, writer.clock.now())
+        confirmed = Confirmation("token", code)
+    key = f"demo-{day}-{writer.clock.now():%H%M}"
+    writer.execute(payments.transfer(vault, request, confirmed, idempotency_key=key)).value()
+
+
+def _order(
+    writer: Writer, vault: Vault, merchant: merchants.Merchant, tea: Product, shop_url: str
+) -> OrderView:
+    """An order the example shop made for one of its teas, as its own orders are made: paid
+    at once, notifying the shop on this machine."""
+    settings = get_settings()
+    private, settings.gateway_private_notify = settings.gateway_private_notify, True
+    try:
+        return writer.execute(
+            orders.create(
+                vault,
+                OrderRequest(
+                    merchant_id=merchant.id, amount=parse_minor(tea.price), mode="instant",
+                    out_trade_no=f"TEA{writer.clock.now():%Y%m%d%H%M%S}", subject=tea.name,
+                    return_url=f"{shop_url}return", notify_url=f"{shop_url}notify",
+                ),
+            )
+        )  # fmt: skip
+    finally:
+        settings.gateway_private_notify = private
+
+
+def _pay(
+    writer: Writer, vault: Vault, order: OrderView, buyer: int, card: int, channel: str
+) -> None:
+    """The buyer pays the order with their debit card and PIN."""
+    payment = Payment(
+        token=orders.pay_token(vault, order.trade_no), customer_id=buyer, channel=channel,
+        card_id=card, pin=DEMO_PIN,
+    )  # fmt: skip
+    writer.execute(orders.pay(vault, payment)).value()
 
 
 # -- the demo's tokens, shown on its inbox page ------------------------------------------------
@@ -399,13 +537,13 @@ def token_codes(conn: Connection, vault: Vault, now: datetime) -> list[DemoToken
     """What the demo people's tokens show at `now`, so that a newcomer can log in to the
     console, the merchant portal and online banking without an authenticator app. Demo only:
     the app offers it only when it serves the demo bank, and only for the demo's own people."""
-    step, left = divmod(int(now.timestamp()), TOKEN_STEP)
+    left = TOKEN_STEP - int(now.timestamp()) % TOKEN_STEP
     shown: list[DemoToken] = []
 
     def show(holder: str, login: str, name: str, sealed: str | None, purpose: str) -> None:
         if sealed:
-            code = pyotp.TOTP(vault.decrypt(sealed, purpose=purpose)).generate_otp(step)
-            shown.append(DemoToken(holder, login, name, code, TOKEN_STEP - left))
+            code = _code(vault, sealed, purpose, now)
+            shown.append(DemoToken(holder, login, name, code, left))
 
     for username, name, _roles in DEMO_STAFF:
         seed = conn.execute(
@@ -425,10 +563,25 @@ def token_codes(conn: Connection, vault: Vault, now: datetime) -> list[DemoToken
                                             today=today)  # fmt: skip
         if found is None:
             continue
-        seed = conn.execute(
-            select(credentials.c.secret).where(
-                credentials.c.customer_id == found.id, credentials.c.kind == "token"
-            )
-        ).scalar()
-        show("customer", person.mobile, person.name, seed, security.SEED_PURPOSE)
+        show("customer", person.mobile, person.name, _token_seed(conn, found.id),
+             security.SEED_PURPOSE)  # fmt: skip
     return shown
+
+
+def _token_seed(conn: Connection, customer_id: int) -> str | None:
+    query = select(credentials.c.secret).where(
+        credentials.c.customer_id == customer_id, credentials.c.kind == "token"
+    )
+    return conn.execute(query).scalar()
+
+
+def _code(vault: Vault, sealed: str, purpose: str, now: datetime) -> str:
+    """What a token shows at `now`."""
+    seed = vault.decrypt(sealed, purpose=purpose)
+    return pyotp.TOTP(seed).generate_otp(int(now.timestamp()) // TOKEN_STEP)
+
+
+def _token_code(conn: Connection, vault: Vault, customer_id: int, now: datetime) -> str:
+    sealed = _token_seed(conn, customer_id)
+    assert sealed is not None, "every demo person holds a token"
+    return _code(vault, sealed, security.SEED_PURPOSE, now)

@@ -169,6 +169,10 @@ def test_the_entry_user_asks_and_the_review_user_approves_a_refund(
     assert approved.json()["status"] == "succeeded" and buyer.balance() == 100_000 * YUAN
     seen = api.get(f"/api/v1/merchant/orders/{order['trade_no']}", headers=as_review).json()
     assert seen["status"] == "refunded" and [e["what"] for e in seen["events"]][-1] == "refunded"
+    listed = {mode: api.get(f"/api/v1/merchant/orders?mode={mode}", headers=as_review)
+              for mode in ("instant", "escrow", "cash")}  # fmt: skip
+    assert [o["trade_no"] for o in listed["instant"].json()] == [order["trade_no"]]
+    assert listed["escrow"].json() == [] and listed["cash"].status_code == 400
 
 
 def test_an_operator_of_an_enterprise_that_is_no_merchant_has_no_portal(

@@ -16,6 +16,7 @@ from ebank.core.writer import Command
 from ebank.gateway import fees, orders
 from ebank.gateway.fees import FeePlan
 from ebank.gateway.tables import fee_plans
+from ebank.ops import approvals
 from tests.gateway.support import YUAN
 from tests.gateway.test_settlement import refund
 from tests.support import STAFF, code_of, outcome
@@ -70,15 +71,21 @@ def test_a_fee_always_lies_between_its_bounds_and_the_payment(amount, rate, fixe
         assert fee >= minimum and abs(fee - max(exact, minimum)) <= 0.5
 
 
+def _made(bank, plan: FeePlan) -> FeePlan:
+    """A plan proposed by one officer and approved by another."""
+    proposed = bank.writer.execute(fees.propose_plan(plan, reason="新产品", maker=STAFF))
+    return bank.writer.execute(approvals.approve(proposed, checker="staff:99"))
+
+
 def test_staff_add_a_plan_and_it_is_audited(bank):
-    made = bank.writer.execute(fees.add_plan(PLAN, actor=STAFF, channel="console"))
+    made = _made(bank, PLAN)
     assert made == PLAN
     with bank.engine.connect() as conn:
         assert fees.plan(conn, "T-PLAN") == PLAN
         [record] = conn.execute(
             select(audit_log).where(audit_log.c.action == "gateway.fee_plan.add")
         ).mappings()  # fmt: skip
-    assert record["actor"] == STAFF and record["subject"] == "fee_plan:T-PLAN"
+    assert record["actor"] == "staff:99" and record["subject"] == "fee_plan:T-PLAN"
     assert json.loads(record["detail"])["rate_ppm"] == 2500
 
 
@@ -104,16 +111,17 @@ def test_staff_add_a_plan_and_it_is_audited(bank):
 def test_a_bad_plan_is_refused_and_nothing_is_added(bank, bad):
     with bank.engine.connect() as conn:
         before = conn.execute(select(func.count()).select_from(fee_plans)).scalar_one()
-    result = outcome(bank.writer.submit(fees.add_plan(bad, actor=STAFF, channel="console")))
+    result = outcome(bank.writer.submit(fees.propose_plan(bad, reason="x", maker=STAFF)))
     assert code_of(result) == "INVALID_INPUT"
     with bank.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(fee_plans)).scalar_one() == before
 
 
 def test_a_plan_code_is_taken_once(bank):
-    bank.writer.execute(fees.add_plan(PLAN, actor=STAFF, channel="console"))
-    again = outcome(bank.writer.submit(fees.add_plan(replace(PLAN, rate_ppm=1), actor=STAFF,
-                                                     channel="console")))  # fmt: skip
+    _made(bank, PLAN)
+    again = outcome(bank.writer.submit(
+        fees.propose_plan(replace(PLAN, rate_ppm=1), reason="x", maker=STAFF)
+    ))  # fmt: skip
     assert code_of(again) == "FEE_PLAN_EXISTS"
     with bank.engine.connect() as conn:
         assert fees.plan(conn, "T-PLAN").rate_ppm == 2500  # a plan is never changed
@@ -154,3 +162,24 @@ def test_money_reaching_the_merchant_bears_the_fee_and_refunds_and_escrow_do_not
         ("capture", 50 * YUAN, 15),
         ("refund", 40 * YUAN, 0),
     ]
+
+
+def test_a_proposed_plan_is_checked_at_once_and_made_only_when_another_approves(bank):
+    proposed = bank.writer.execute(fees.propose_plan(PLAN, reason="新产品", maker="staff:1"))
+    with bank.engine.connect() as conn:
+        assert PLAN.code not in [p.code for p in fees.plans(conn)]
+    bad = outcome(bank.writer.submit(
+        fees.propose_plan(replace(PLAN, code="T-OTHER", rate_ppm=100_001), reason="x",
+                          maker="staff:1")
+    ))  # fmt: skip
+    assert code_of(bad) == "INVALID_INPUT"
+    own = outcome(bank.writer.submit(approvals.approve(proposed, checker="staff:1")))
+    assert code_of(own) == "SAME_MAKER_AND_CHECKER"
+    assert bank.writer.execute(approvals.approve(proposed, checker="staff:2")) == PLAN
+    with bank.engine.connect() as conn:
+        assert fees.plan(conn, PLAN.code) == PLAN
+        query = select(fee_plans.c.created_by).where(fee_plans.c.code == PLAN.code)
+        maker = conn.execute(query).scalar_one()
+    assert maker == "staff:2"
+    again = outcome(bank.writer.submit(fees.propose_plan(PLAN, reason="x", maker="staff:1")))
+    assert code_of(again) == "FEE_PLAN_EXISTS"

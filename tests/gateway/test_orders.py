@@ -329,6 +329,19 @@ def test_the_portal_search_reads_times_in_any_offset(bank: GatewayBank, shop: Sh
     assert [o.trade_no for o in found] == [order.trade_no] and later == []
 
 
+def test_the_portal_search_filters_by_payment_mode(bank: GatewayBank, shop: Shop) -> None:
+    made = {mode: shop.order(10 * YUAN, mode) for mode in ("instant", "escrow", "authorise")}
+    with bank.engine.connect() as conn:
+        for mode, order in made.items():
+            assert [o.trade_no for o in orders.of_merchant(conn, shop.id, mode=mode)] == [
+                order.trade_no
+            ]
+        assert len(orders.of_merchant(conn, shop.id)) == 3
+        with pytest.raises(EbankError) as refused:
+            orders.of_merchant(conn, shop.id, mode="cash")
+    assert refused.value.code == "INVALID_INPUT"
+
+
 def test_above_the_uncertified_limit_the_buyers_certificate_signs_exactly_this_payment(
     bank: GatewayBank, shop: Shop, buyer: Buyer
 ) -> None:

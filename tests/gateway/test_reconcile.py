@@ -83,7 +83,7 @@ def test_the_daily_file_has_a_line_per_movement_and_the_days_totals(
     first = dict(zip(COLUMNS, lines[0], strict=True))
     instant = made["instant"]
     assert first["trade_no"] == instant.trade_no
-    assert first["out_trade_no"] == "'-1"  # what a spreadsheet would run is shown as text
+    assert first["out_trade_no"] == "-1"  # a number, which a spreadsheet shows, never runs
     assert (first["mode"], first["funding"], first["channel"]) == ("instant", "debit", "online")
     assert first["time"] == "2026-11-23 10:00:00"  # Beijing time
     second = dict(zip(COLUMNS, lines[1], strict=True))

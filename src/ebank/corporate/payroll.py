@@ -37,7 +37,7 @@ from ebank.core.clock import as_utc
 from ebank.core.crypto import Vault, mask_card
 from ebank.core.errors import EbankError, checked_text
 from ebank.core.money import MAX_MINOR, format_minor, parse_minor
-from ebank.core.sheets import safe_cell
+from ebank.core.sheets import csv_text
 from ebank.core.writer import Command, Idempotency, Tx, Writer, fingerprint
 from ebank.corporate.models import BatchView, Payslip, RowView
 from ebank.corporate.operators import Operator, check_token
@@ -657,20 +657,17 @@ def receipt_of(
 
 def results_csv(conn: Connection, *, customer_id: int, batch_id: int, lang: str = "zh") -> str:
     """The per-row result file: line, name, masked account, amount, status, code, message."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(
+    header = (
         ["行号", "姓名", "账号", "金额", "状态", "代码", "说明", "交易参考号"]
         if lang.startswith("zh")
         else ["line", "name", "account", "amount", "status", "code", "message", "reference"]
     )
-    for r in rows_of(conn, customer_id=customer_id, batch_id=batch_id):
-        message = r.message_zh if lang.startswith("zh") else r.message_en
-        writer.writerow([
-            r.line, safe_cell(r.name), r.account, format_minor(r.amount), r.status,
-            r.code or "", safe_cell(message or ""), r.reference or "",
-        ])  # fmt: skip
-    return out.getvalue()
+    lines = [
+        [r.line, r.name, r.account, format_minor(r.amount), r.status, r.code,
+         r.message_zh if lang.startswith("zh") else r.message_en, r.reference]
+        for r in rows_of(conn, customer_id=customer_id, batch_id=batch_id)
+    ]  # fmt: skip
+    return csv_text([header, *lines])
 
 
 def payslips_of(

@@ -5,9 +5,12 @@ A fee is taken on money as it reaches the merchant (an instant payment, an escro
 capture), never on a refund, and is not returned by one. Rounding: the rate's part is rounded
 half up to the fen, the fixed part added, then the plan's minimum and maximum applied; a fee
 never exceeds the payment it is taken on.
+
+A new plan is a bank parameter like the limits: one member of staff proposes it
+(`propose_plan`) and another approves it in the approvals queue (`ops.approvals`).
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -17,9 +20,10 @@ from ebank.core.errors import EbankError, checked_text
 from ebank.core.money import MAX_MINOR
 from ebank.core.writer import Command, Tx
 from ebank.gateway.tables import fee_plans
+from ebank.ops import approvals
 
 PPM = 1_000_000
-_CODE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+_CODE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")  # as in B2C-0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,31 +85,59 @@ def ensure_plans(tx: Tx) -> None:
             _insert(tx, p, "system")
 
 
-def add_plan(p: FeePlan, *, actor: str, channel: str) -> Command[FeePlan]:
-    """A new plan. Plans are never changed: a merchant moves to another plan instead, so every
-    fee already taken still matches the plan it names."""
+def _checked(tx: Tx, p: FeePlan) -> FeePlan:
+    """The plan as it may be made: a free code, a name, figures in range; else the refusal."""
+    code = p.code if isinstance(p.code, str) else ""
+    if not 0 < len(code) <= 24 or not set(code) <= _CODE_CHARS:
+        raise EbankError("INVALID_INPUT", reason="a plan code is 1-24 of A-Z, 0-9, '-' and '.'")
+    name = checked_text(p.name, "a plan name", 60)
+    numbers = (p.rate_ppm, p.fixed, p.minimum, 0 if p.maximum is None else p.maximum)
+    if any(type(n) is not int or not 0 <= n <= MAX_MINOR for n in numbers):
+        raise EbankError("INVALID_INPUT", reason="rate and amounts are non-negative integers")
+    if p.rate_ppm > 100_000:
+        raise EbankError("INVALID_INPUT", reason="a rate is at most 10% (100000 ppm)")
+    if p.maximum is not None and p.maximum < p.minimum:
+        raise EbankError("INVALID_INPUT", reason="the maximum is below the minimum")
+    if tx.conn.execute(select(fee_plans.c.code).where(fee_plans.c.code == code)).first():
+        raise EbankError("FEE_PLAN_EXISTS", code=code)
+    return FeePlan(code, name, p.rate_ppm, p.fixed, p.minimum, p.maximum)
 
-    def run(tx: Tx) -> FeePlan:
-        code = p.code if isinstance(p.code, str) else ""
-        if not 0 < len(code) <= 24 or not set(code) <= _CODE_CHARS:
-            raise EbankError("INVALID_INPUT", reason="a plan code is 1-24 of A-Z, 0-9 and '-'")
-        name = checked_text(p.name, "a plan name", 60)
-        numbers = (p.rate_ppm, p.fixed, p.minimum, 0 if p.maximum is None else p.maximum)
-        if any(type(n) is not int or not 0 <= n <= MAX_MINOR for n in numbers):
-            raise EbankError("INVALID_INPUT", reason="rate and amounts are non-negative integers")
-        if p.rate_ppm > 100_000:
-            raise EbankError("INVALID_INPUT", reason="a rate is at most 10% (100000 ppm)")
-        if p.maximum is not None and p.maximum < p.minimum:
-            raise EbankError("INVALID_INPUT", reason="the maximum is below the minimum")
-        if tx.conn.execute(select(fee_plans.c.code).where(fee_plans.c.code == code)).first():
-            raise EbankError("FEE_PLAN_EXISTS", code=code)
-        made = FeePlan(code, name, p.rate_ppm, p.fixed, p.minimum, p.maximum)
-        _insert(tx, made, actor)
-        audit.record(
-            tx, actor=actor, action="gateway.fee_plan.add", subject=f"fee_plan:{code}",
-            channel=channel, detail={"rate_ppm": p.rate_ppm, "fixed": p.fixed,
-                                     "minimum": p.minimum, "maximum": p.maximum},
-        )  # fmt: skip
-        return made
 
-    return Command(run)
+def _make(tx: Tx, p: FeePlan, actor: str, channel: str) -> FeePlan:
+    made = _checked(tx, p)
+    _insert(tx, made, actor)
+    audit.record(
+        tx, actor=actor, action="gateway.fee_plan.add", subject=f"fee_plan:{made.code}",
+        channel=channel, detail={"rate_ppm": p.rate_ppm, "fixed": p.fixed,
+                                 "minimum": p.minimum, "maximum": p.maximum},
+    )  # fmt: skip
+    return made
+
+
+# -- a new plan under maker-checker -----------------------------------------------------------
+PLAN_ACTION = "gateway.fee_plan.add"
+
+
+def _plan_of(params: dict[str, Any]) -> FeePlan:
+    if set(params) != set(FeePlan.__slots__):
+        raise EbankError("INVALID_INPUT", reason=f"a fee plan has exactly {FeePlan.__slots__}")
+    return FeePlan(**params)
+
+
+def propose_plan(p: FeePlan, *, reason: str, maker: str, channel: str = "console") -> Command[int]:
+    """Ask for a new plan (checked now, made when another member of staff approves it): fees
+    are bank parameters, changed under maker-checker like the limits. Plans are never changed:
+    a merchant moves to another plan instead, so every fee already taken still matches the
+    plan it names."""
+    return approvals.propose(PLAN_ACTION, asdict(p), reason=reason, maker=maker, channel=channel)
+
+
+def _proposed(tx: Tx, params: dict[str, Any]) -> str:
+    return f"fee_plan:{_checked(tx, _plan_of(params)).code}"
+
+
+def _approved(tx: Tx, params: dict[str, Any], checker: str) -> FeePlan:
+    return _make(tx, _plan_of(params), checker, "console")
+
+
+approvals.register(PLAN_ACTION, _approved, subject=_proposed)

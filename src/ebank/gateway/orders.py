@@ -160,14 +160,19 @@ def checkout(conn: Connection, token: str) -> Checkout:
 
 
 def of_merchant(
-    conn: Connection, merchant_id: int, *, status: str | None = None,
+    conn: Connection, merchant_id: int, *, status: str | None = None, mode: str | None = None,
     since: datetime | None = None, until: datetime | None = None, before: int | None = None,
     limit: int = 50,
 ) -> list[OrderView]:  # fmt: skip
-    """A merchant's orders, newest first, filtered (the portal's search)."""
+    """A merchant's orders, newest first, filtered (the portal's search): by status, payment
+    mode (instant, escrow, authorise), creation time."""
     query = select(orders).where(orders.c.merchant_id == merchant_id)
     if status is not None:
         query = query.where(orders.c.status == status)
+    if mode is not None:
+        if mode not in MODES:
+            raise EbankError("INVALID_INPUT", reason=f"a payment mode is one of {MODES}")
+        query = query.where(orders.c.mode == mode)
     if since is not None:  # stored in UTC: SQLite compares the text, so convert first
         query = query.where(orders.c.created_at >= as_utc(since))
     if until is not None:

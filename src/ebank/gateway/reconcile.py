@@ -6,8 +6,6 @@ The file's exact layout is in docs/gateway.md, "Reconciliation file". The intern
 figures; an empty list is a clean bill.
 """
 
-import csv
-import io
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
@@ -19,7 +17,7 @@ from ebank.accounts.tables import customer_accounts
 from ebank.core.clock import BUSINESS_TZ, as_utc, business_day_bounds
 from ebank.core.errors import EbankError
 from ebank.core.money import format_minor
-from ebank.core.sheets import safe_cell
+from ebank.core.sheets import csv_text
 from ebank.gateway.orders import ESCROW
 from ebank.gateway.settlement import (
     FEE_INCOME,
@@ -80,31 +78,25 @@ def daily_file(conn: Connection, merchant_id: int, day: date) -> bytes:
         .where(m.merchant_id == merchant_id, m.business_date == day)
         .order_by(m.id)
     ).all()  # fmt: skip
-    out = io.StringIO()
-    out.write(BOM)
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
+    lines: list[list[object]] = [list(COLUMNS)]
     totals = {kind: [0, 0, 0, 0] for kind in MOVEMENT_KINDS}  # count, amount, fee, net
     for r in rows:
         net = net_of(r)
-        writer.writerow([
-            r.trade_no, safe_cell(r.out_trade_no), r.refund_no or "",
-            safe_cell(r.out_refund_no or ""), safe_cell(r.capture_no or ""), r.kind, r.mode,
-            r.funding or "", r.channel or "", r.source or "", format_minor(r.amount),
-            format_minor(r.fee), format_minor(net),
-            f"{as_utc(r.at).astimezone(BUSINESS_TZ):%Y-%m-%d %H:%M:%S}",
+        lines.append([
+            r.trade_no, r.out_trade_no, r.refund_no, r.out_refund_no, r.capture_no, r.kind,
+            r.mode, r.funding, r.channel, r.source, format_minor(r.amount), format_minor(r.fee),
+            format_minor(net), f"{as_utc(r.at).astimezone(BUSINESS_TZ):%Y-%m-%d %H:%M:%S}",
         ])  # fmt: skip
         for i, value in enumerate((1, r.amount, r.fee, net)):
             totals[r.kind][i] += value
-    writer.writerow([])
-    writer.writerow(SUMMARY)
+    lines += [[], list(SUMMARY)]
     for kind, (count, amount, fee, net) in totals.items():
-        writer.writerow([kind, count, format_minor(amount), format_minor(fee), format_minor(net)])
-    writer.writerow([
+        lines.append([kind, count, format_minor(amount), format_minor(fee), format_minor(net)])
+    lines.append([
         "total", len(rows), "", format_minor(sum(t[2] for t in totals.values())),
         format_minor(sum(t[3] for t in totals.values())),
     ])  # fmt: skip
-    return out.getvalue().encode("utf-8")
+    return (BOM + csv_text(lines)).encode("utf-8")
 
 
 # -- the bank's internal check ------------------------------------------------------------

@@ -6,7 +6,8 @@ import re
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
-from ebank.core.writer import Writer
+from ebank.core.writer import Command, Writer
+from ebank.gateway import fees
 from ebank.gateway.tables import fee_plans
 from ebank.ops import approvals, parameters
 from ebank.ops.tables import complaint_events, complaints
@@ -112,45 +113,68 @@ def test_the_dashboard_shows_its_figures_and_charts_to_supervisors_only(
     assert console_login(api, "teller1").get("/console/dashboard").status_code == 403
 
 
-def test_a_limit_change_is_proposed_in_yuan_and_waits_for_a_checker(
+def test_a_limit_change_is_proposed_in_yuan_waits_for_a_checker_and_shows_in_yuan(
     api: TestClient, writer: Writer, engine: Engine
 ) -> None:
     member(writer, "teller1", "teller")
+    member(writer, "admin1", "admin")
     pages = console_login(api, "teller1")
     settings = pages.get("/console/settings")
     assert settings.status_code == 200 and LIMIT in settings.text
-    assert 'action="/console/settings/fee-plans"' not in settings.text  # a supervisor's
     bad = pages.submit("/console/settings", "/console/settings/parameters", parameter=LIMIT,
                        value="12.345", reason="监管新规")  # fmt: skip
     assert bad.status_code == 400 and 'id="value-error"' in bad.text
     done = pages.submit("/console/settings", "/console/settings/parameters", parameter=LIMIT,
-                        value="8000.00", reason="监管新规")  # fmt: skip
+                        value="8,000", reason="监管新规")  # fmt: skip
     assert done.status_code == 200 and "审批" in done.text
     with engine.connect() as conn:
         [waiting] = approvals.pending(conn)
         assert waiting.action == "parameter.set"
         assert waiting.params == {"name": LIMIT, "value": 800_000}
         assert parameters.values(conn, LIMIT)[LIMIT] == 500_000  # unchanged until approved
+    queue = pages.get("/console/approvals").text
+    assert "¥8,000.00" in queue and "800000" not in queue
+    admin = console_login(api, "admin1")
     refused = api.post("/console/settings/fee-plans", data={
-        "csrf": csrf_of(done),
-        "code": "B2C-018", "name": "B2C 0.18%", "rate": "0.18",
+        "csrf": csrf_of(admin.get("/console/")), "code": "B2C-018", "name": "B2C 0.18%",
+        "rate": "0.18", "plan_reason": "新产品",
     })  # fmt: skip
     assert refused.status_code == 403
 
 
-def test_a_supervisor_adds_a_fee_plan_typed_as_a_percentage(
+def test_a_fee_plan_is_proposed_as_a_percentage_and_made_when_another_approves_it(
     api: TestClient, writer: Writer, engine: Engine
 ) -> None:
-    member(writer, "super1", "supervisor")
-    pages = console_login(api, "super1")
+    writer.execute(Command(fees.ensure_plans))
+    member(writer, "teller1", "teller")
+    checker = member(writer, "super1", "supervisor")
+    pages = console_login(api, "teller1")
     before = _count(engine, fee_plans)
     bad = pages.submit("/console/settings", "/console/settings/fee-plans", code="B2C-X",
-                       name="B2C", rate="0.123456")  # fmt: skip
+                       name="B2C", rate="0.123456", plan_reason="新产品")  # fmt: skip
     assert bad.status_code == 400 and 'id="rate-error"' in bad.text
-    assert _count(engine, fee_plans) == before
+    taken = pages.submit("/console/settings", "/console/settings/fee-plans", code="b2b-rate",
+                         name="B2C", rate="0.25", plan_reason="新产品")  # fmt: skip
+    assert taken.status_code == 409 and 'id="code-error"' in taken.text
     done = pages.submit("/console/settings", "/console/settings/fee-plans", code="b2c-018",
-                        name="B2C 0.18%", rate="0.18", maximum="50.00")  # fmt: skip
-    assert done.status_code == 200 and "B2C-018" in done.text
+                        name="B2C 0.18%", rate="0.18", maximum="50",
+                        plan_reason="新产品")  # fmt: skip
+    assert done.status_code == 200 and "审批" in done.text
+    assert _count(engine, fee_plans) == before  # nothing is made until a checker approves
+    queue = pages.get("/console/approvals").text
+    assert "新增支付网关手续费方案" in queue and "0.18%" in queue and "¥50.00" in queue
+    with engine.connect() as conn:
+        [waiting] = approvals.pending(conn)
+    own = pages.submit("/console/approvals", f"/console/approvals/{waiting.id}/approve")
+    assert own.status_code == 403  # a teller checks nothing, their own least of all
+    api.cookies.clear()
+    supervisor = console_login(api, "super1")
+    approved = supervisor.submit("/console/approvals",
+                                 f"/console/approvals/{waiting.id}/approve")  # fmt: skip
+    assert approved.status_code == 200 and "B2C-018" not in approved.text
+    settings = supervisor.get("/console/settings")
+    assert "B2C-018" in settings.text
     with engine.connect() as conn:
         row = conn.execute(select(fee_plans).where(fee_plans.c.code == "B2C-018")).one()
     assert (row.rate_ppm, row.fixed, row.maximum) == (1800, 0, 5000)
+    assert row.created_by == f"staff:{checker}"

@@ -61,6 +61,10 @@ def test_an_operator_logs_in_and_finds_their_orders_but_not_another_merchants(
     dated = pages.get(f"/merchant/?from={today}&to={today}&status=paid")
     assert mine.trade_no in dated.text and theirs.trade_no not in dated.text
     assert mine.trade_no not in pages.get(f"/merchant/?to={today - timedelta(days=1)}").text
+    held = shop.order(80 * YUAN, "escrow", out_trade_no="MINE-2")
+    by_mode = pages.get("/merchant/?mode=escrow")
+    assert held.trade_no in by_mode.text and mine.trade_no not in by_mode.text
+    assert '<option value="escrow" selected>' in by_mode.text
     assert "THEIRS-1" not in pages.get(f"/merchant/?number={theirs.trade_no}").text
     other = pages.get(f"/merchant/orders/{theirs.trade_no}")
     assert other.status_code == 404 and "THEIRS-1" not in other.text

@@ -270,16 +270,18 @@ def _refund_out(view: RefundView) -> dict[str, Any]:
 @router.get("/merchant/orders", tags=[PORTAL])
 async def portal_orders(
     request: Request, op: Op, status: Annotated[str | None, Query(max_length=12)] = None,
+    mode: Annotated[str | None, Query(max_length=12)] = None,
     since: datetime | None = None, until: datetime | None = None,
     before: Annotated[int | None, Query(ge=1)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """The merchant's orders, newest first (search by status and creation time)."""
+    """The merchant's orders, newest first (search by status, payment mode: instant, escrow
+    or authorise, and creation time)."""
     merchant = await _portal(request, op)
     found = await read(
         request,
-        lambda c: orders.of_merchant(c, merchant.id, status=status, since=since, until=until,
-                                     before=before, limit=limit),
+        lambda c: orders.of_merchant(c, merchant.id, status=status, mode=mode, since=since,
+                                     until=until, before=before, limit=limit),
     )  # fmt: skip
     return [{"id": v.id, **orders.public(v)} for v in found]
 
@@ -531,16 +533,16 @@ async def revoke_key(request: Request, merchant_id: ObjectId, key_id: ObjectId,
     return {"status": "revoked"}
 
 
-class FeePlanIO(In):
-    code: Annotated[str, text(24)]
-    name: Annotated[str, text(60)]
+class FeePlanOut(BaseModel):
+    code: str
+    name: str
     rate_ppm: int = Field(description="Parts per million of the amount: 0.1% is 1000")
-    fixed: Amount = "0.00"
-    minimum: Amount = "0.00"
-    maximum: Amount | None = None
+    fixed: str
+    minimum: str
+    maximum: str | None = None
 
     @classmethod
-    def of(cls, p: FeePlan) -> "FeePlanIO":
+    def of(cls, p: FeePlan) -> "FeePlanOut":
         return cls(
             code=p.code, name=p.name, rate_ppm=p.rate_ppm, fixed=format_minor(p.fixed, "CNY"),
             minimum=format_minor(p.minimum, "CNY"),
@@ -549,19 +551,8 @@ class FeePlanIO(In):
 
 
 @router.get("/staff/gateway/fee-plans", tags=[STAFF])
-async def fee_plans(request: Request, who: Counter) -> list[FeePlanIO]:
-    return [FeePlanIO.of(p) for p in await read(request, fees.plans)]
-
-
-@router.post("/staff/gateway/fee-plans", tags=[STAFF])
-async def add_fee_plan(request: Request, body: FeePlanIO, who: Supervisor) -> FeePlanIO:
-    """A new fee plan (plans never change: move a merchant to another one)."""
-    plan = FeePlan(
-        body.code, body.name, body.rate_ppm, parse_minor(body.fixed), parse_minor(body.minimum),
-        None if body.maximum is None else parse_minor(body.maximum),
-    )  # fmt: skip
-    return FeePlanIO.of(await write(request, fees.add_plan(plan, actor=who.actor,
-                                                           channel="console")))  # fmt: skip
+async def fee_plans(request: Request, who: Counter) -> list[FeePlanOut]:
+    return [FeePlanOut.of(p) for p in await read(request, fees.plans)]
 
 
 class DecisionIn(In):

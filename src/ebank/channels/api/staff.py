@@ -309,7 +309,9 @@ async def propose(
     account.close (params {"account": number}); card.freeze, card.unfreeze, card.close
     ({"card": id}); credential.unlock ({"customer": id, "kind": "login_password" |
     "transaction_pin" | "token"}); parameter.set ({"name": parameter name, "value":
-    integer}, see GET /api/v1/staff/parameters).
+    integer}, see GET /api/v1/staff/parameters); gateway.fee_plan.add ({"code", "name",
+    "rate_ppm", "fixed", "minimum", "maximum"}, amounts in fen, maximum null for none; plans
+    never change once made).
     """
     command = approvals.propose(body.action, body.params, reason=body.reason, maker=me.actor)
     return await _create(

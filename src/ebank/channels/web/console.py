@@ -11,6 +11,7 @@ answers 403 with the refusal page (`requires`). Every act is recorded in the aud
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -39,6 +40,7 @@ from ebank.core.errors import EbankError
 from ebank.core.writer import Command
 from ebank.customers import service as customers
 from ebank.customers.models import CustomerView, Kind
+from ebank.gateway import fees
 from ebank.ops import approvals, staff
 from ebank.risk import cases
 from ebank.security import service as security
@@ -423,6 +425,18 @@ define("console_action", {
     "credential.unlock": N_("Unlock credential"), "parameter.set": N_("Change a parameter"),
     "risk.rule.set": N_("Change a risk rule"), "risk.thresholds.set": N_("Change risk thresholds"),
     "risk.list.add": N_("Add to a watch list"), "risk.list.remove": N_("Remove from a watch list"),
+    fees.PLAN_ACTION: N_("Add a gateway fee plan"),
+})  # fmt: skip
+define("console_approval_param", {
+    "account": N_("Account"), "card": N_("Card ID"),
+    "customer": N_("Customer number"), "kind": N_("Credential"), "name": N_("Name"),
+    "value": N_("New value"), "code": N_("Code"), "rate_ppm": N_("Rate (percent)"),
+    "fixed": N_("Fixed fee"), "minimum": N_("Minimum"), "maximum": N_("Maximum"),
+    "list": N_("List"), "key": N_("Entry"), "label": N_("Label"), "entry": N_("Entry number"),
+    "description_zh": N_("Description (Chinese)"), "description_en": N_("Description (English)"),
+    "expression": N_("Condition"), "score": N_("Score"), "outcome": N_("Outcome"),
+    "enabled": N_("Enabled"), "shadow": N_("Shadow mode"), "step_up": N_("Step up from"),
+    "delay": N_("Delay from"), "review": N_("Review from"), "block": N_("Block from"),
 })  # fmt: skip
 define("console_credential", {
     "login_password": N_("Login password"), "transaction_pin": N_("Transaction PIN"),
@@ -431,6 +445,43 @@ define("console_credential", {
 define("console_approval_status", {
     "pending": N_("Pending"), "approved": N_("Approved"), "rejected": N_("Rejected"),
 })  # fmt: skip
+
+
+LIMIT_AMOUNTS = "limits."  # the parameters that are amounts in fen (limits/parameters.py)
+# How the params of an action show: amounts in fen in yuan, rates in ppm as a percentage, a
+# credential in words (a limit's change is added by `details`: whether its value is money
+# depends on the parameter's name).
+SHOWN_AS = {
+    fees.PLAN_ACTION: {"fixed": "money", "minimum": "money", "maximum": "money",
+                       "rate_ppm": "percent"},
+    "credential.unlock": {"kind": "credential"},
+}  # fmt: skip
+NUMBERS = ("money", "percent")
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    """One param of a request as a checker reads it."""
+
+    name: str
+    value: Any
+    kind: str = "text"  # text | money (fen) | percent (already text) | credential
+
+
+def details(approval: approvals.Approval) -> list[Detail]:
+    params = approval.params
+    kinds = dict(SHOWN_AS.get(approval.action, {}))
+    if approval.action == "parameter.set" and str(params.get("name")).startswith(LIMIT_AMOUNTS):
+        kinds["value"] = "money"
+    shown = []
+    for name, value in sorted(params.items()):
+        kind = kinds.get(name, "text")
+        if kind in NUMBERS and type(value) is not int:
+            kind = "text"  # shown as it was proposed
+        elif kind == "percent":
+            value = format(Decimal(value) / 10_000, "f")
+        shown.append(Detail(name, value, kind))
+    return shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,6 +554,7 @@ async def _approvals_page(me: OnDuty, **context: Any) -> Response:
     waiting = await read(me.request, approvals.pending)
     context.setdefault("values", {})
     return me.render("console/approvals.html", approvals=waiting, me_actor=me.actor,
+                     details={a.id: details(a) for a in waiting},
                      checker=holds(me, *staff.CHECKERS), **context)  # fmt: skip
 
 

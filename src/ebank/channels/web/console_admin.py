@@ -1,11 +1,9 @@
 """The staff console's complaints, management dashboard and configuration pages.
 
 Complaints call `ops.complaints`; the dashboard `ops.kpis`; configuration proposes changes to
-the bank's parameters (limits and the like) through the maker-checker the API uses
-(`approvals.propose("parameter.set", ...)`, decided in the approvals queue), and shows and adds
-the gateway's fee plans with `gateway.fees`, as channels/api/gateway.py does (a new plan is a
-supervisor's act there, not a maker-checker one, and so it is here). Roles are those the
-matching API admits.
+the bank's parameters (limits and the like) and new gateway fee plans through maker-checker
+(`approvals.propose("parameter.set", ...)`, `fees.propose_plan`), decided in the approvals
+queue as banks decide fee configuration. Roles are those the matching API admits.
 """
 
 import re
@@ -18,13 +16,13 @@ from fastapi.responses import Response
 from sqlalchemy import Connection
 
 from ebank.channels.api.common import ObjectId, read, write
-from ebank.channels.web.area import missing, required, typed_id
-from ebank.channels.web.console import CONSOLE, OnDuty, holds, requires
+from ebank.channels.web.area import missing, required, typed_amount, typed_id
+from ebank.channels.web.console import CONSOLE, LIMIT_AMOUNTS, OnDuty, holds, requires
 from ebank.channels.web.i18n import _
 from ebank.channels.web.words import N_, define, term
 from ebank.core.clock import business_date
 from ebank.core.errors import EbankError
-from ebank.core.money import format_minor, parse_minor
+from ebank.core.money import format_minor
 from ebank.core.writer import Command
 from ebank.gateway import fees
 from ebank.ops import approvals, complaints, kpis, parameters, staff
@@ -56,8 +54,7 @@ NEW_FIELDS = ("customer", "channel", "category", "description")
 DASHBOARD_READERS = ("supervisor", "risk", "admin")  # oversight, as the audit log
 DEFAULT_DAYS = 30
 PARAMETER_FIELDS = ("parameter", "value", "reason")
-PLAN_FIELDS = ("code", "name", "rate", "fixed", "minimum", "maximum")
-AMOUNTS = "limits."  # the limits are amounts in fen (limits/parameters.py); typed in yuan
+PLAN_FIELDS = ("code", "name", "rate", "fixed", "minimum", "maximum", "plan_reason")
 
 
 def _customer_id(text: str) -> int:
@@ -287,8 +284,7 @@ async def _settings_page(me: OnDuty, **context: Any) -> Response:
     context.setdefault("values", {})
     return me.render(
         "console/admin/settings.html", parameters=parameters.defined(), now=now, plans=plans,
-        amounts=AMOUNTS, can_propose=holds(me, *staff.MAKERS),
-        can_add_plan=holds(me, *staff.CHECKERS), **context,
+        amounts=LIMIT_AMOUNTS, can_propose=holds(me, *staff.MAKERS), **context,
     )  # fmt: skip
 
 
@@ -304,11 +300,8 @@ def _parameter_value(name: str, text: str) -> int:
     text = text.strip()
     if not text:
         raise missing("value", _("New value"))
-    if name.startswith(AMOUNTS):
-        try:
-            return parse_minor(text, "CNY")
-        except EbankError as error:
-            raise EbankError(error.code, field="value", **error.details) from None
+    if name.startswith(LIMIT_AMOUNTS):
+        return typed_amount(text, "value")
     if not (text.isascii() and text.isdigit()) or len(text) > 16:
         raise EbankError("INVALID_INPUT", field="value", reason="a whole number")
     return int(text)
@@ -331,11 +324,7 @@ async def propose_parameter(request: Request) -> Response:
     except EbankError as error:
         return await _settings_page(me, error=error, fields=PARAMETER_FIELDS, at="propose",
                                     values=values)  # fmt: skip
-    return me.redirect(
-        "console_settings",
-        notice=_("Change proposed as request %(id)s: another member of staff approves it in the "
-                 "approvals queue") % {"id": request_id},
-    )  # fmt: skip
+    return me.redirect("console_settings", notice=_proposed(request_id))
 
 
 RATE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,4})?")  # a percentage, at most four places
@@ -355,27 +344,34 @@ def _rate_ppm(text: str) -> int:
 
 def _amount(form: dict[str, str], name: str) -> int | None:
     text = form.get(name, "").strip()
-    if not text:
-        return None
-    try:
-        return parse_minor(text, "CNY")
-    except EbankError as error:
-        raise EbankError(error.code, field=name, **error.details) from None
+    return typed_amount(text, name) if text else None
 
 
 @router.post("/settings/fee-plans", name="console_settings_fee_plan")
-async def add_fee_plan(request: Request) -> Response:
+async def propose_fee_plan(request: Request) -> Response:
+    """A new plan, proposed: it is made when another member of staff approves it."""
     me, form = await CONSOLE.submitted(request)
-    requires(me, *staff.CHECKERS)
-    values = {name: form.get(name, "")[:60] for name in PLAN_FIELDS}
+    requires(me, *staff.MAKERS)
+    values = {name: form.get(name, "")[:500 if name == "plan_reason" else 60]
+              for name in PLAN_FIELDS}  # fmt: skip
     try:
         plan = fees.FeePlan(
             required(form, "code", _("Plan code")).upper(), required(form, "name", _("Plan name")),
             _rate_ppm(required(form, "rate", _("Rate (percent)"))), _amount(form, "fixed") or 0,
             _amount(form, "minimum") or 0, _amount(form, "maximum"),
         )  # fmt: skip
-        await write(request, fees.add_plan(plan, actor=me.actor, channel="console"))
+        reason = required(form, "plan_reason", _("Reason"))
+        request_id = await write(request, fees.propose_plan(plan, reason=reason, maker=me.actor))
     except EbankError as error:
+        if error.code == "FEE_PLAN_EXISTS":
+            error = EbankError(error.code, **{**error.details, "field": "code"})
         return await _settings_page(me, error=error, fields=PLAN_FIELDS, at="plan",
                                     plan_values=values)  # fmt: skip
-    return me.redirect("console_settings", notice=_("Fee plan added"))
+    return me.redirect("console_settings", notice=_proposed(request_id))
+
+
+def _proposed(request_id: int) -> str:
+    return _(
+        "Change proposed as request %(id)s: another member of staff approves it in the "
+        "approvals queue"
+    ) % {"id": request_id}

@@ -1,11 +1,13 @@
 """The staff console's counter business (柜面开户/签约) and the failed/unknown transfer queue.
 
-The counter pages do what the staff API does at a counter (channels/api/staff.py and the
-enrolment routes of channels/api/limits.py): register an individual, open an account, issue a
-debit card, set the login password or transaction PIN the customer types, enrol a channel with
-agreed limits, enrol a token. Tellers and supervisors may (`staff.COUNTER`). Each create runs
-once per form shown (an idempotency key drawn with the page), so that a double click or a
-resubmitted page makes nothing twice.
+The counter pages do what the staff API does at a counter (channels/api/staff.py, the
+enrolment routes of channels/api/limits.py and the operator routes of channels/api/corporate.py):
+register an individual or an enterprise, open an account, issue a debit or a credit card, set
+the login password or transaction PIN the customer types, enrol a channel with agreed limits or
+end an enrolment (after a page that asks), enrol a token, and give an enterprise its corporate
+banking operators (each with a token). Tellers and supervisors may (`staff.COUNTER`). Each
+create runs once per form shown (an idempotency key drawn with the page), so that a double
+click or a resubmitted page makes nothing twice.
 
 The exceptions queue lists what `payments.exceptions` lists for the API's
 /staff/payments/exceptions, to the same roles (`staff.LOOKUP`). Neither the API nor the
@@ -32,14 +34,17 @@ from ebank.channels.web import i18n
 from ebank.channels.web.area import required, typed_amount
 from ebank.channels.web.console import CONSOLE, OnDuty, requires
 from ebank.channels.web.i18n import _
-from ebank.channels.web.words import N_, define
+from ebank.channels.web.words import N_, define, term
 from ebank.core.channels import E_CHANNELS
 from ebank.core.clock import business_date
 from ebank.core.errors import EbankError
 from ebank.core.writer import Command, Idempotency, fingerprint
+from ebank.corporate import operators
+from ebank.corporate.operators import Operator
+from ebank.corporate.tables import OPERATOR_ROLES
 from ebank.customers import identity
 from ebank.customers import service as customers
-from ebank.customers.models import CustomerView
+from ebank.customers.models import CustomerView, Kind
 from ebank.enrolment import service as enrolment
 from ebank.enrolment.service import Enrolment
 from ebank.limits import parameters as limit_parameters
@@ -47,14 +52,18 @@ from ebank.ops import staff
 from ebank.payments import service as payments
 from ebank.payments.models import PaymentView
 from ebank.security.service import SECRET_KINDS, enroll_token, set_secret
+from ebank.security.token_login import USERNAME_RULE, canonical_username
 
 router = APIRouter(prefix=CONSOLE.prefix, include_in_schema=False)
 T = TypeVar("T")
 R = TypeVar("R")
 
 REGISTER_FIELDS = ("name", "id_number", "mobile")
+ENTERPRISE_FIELDS = ("name", "credit_code", "legal_representative", "mobile")
 ACCOUNT_FIELDS = ("product", "tier", "term_months", "rate")
 CARD_FIELDS = ("account",)
+CREDIT_FIELDS = ("credit_line",)
+OPERATOR_FIELDS = ("username", "operator_name", "roles", "password", "password_again")
 SECRET_FIELDS = ("kind", "secret", "secret_again")
 ENROL_FIELDS = ("channel", "daily_limit", "per_payment_limit")
 QUEUE_SIZE = 200  # as the API's default page of the queue
@@ -63,6 +72,7 @@ RATE_CHARS = 8  # "100.0000": no rate needs more, and a longer number is refused
 define("console_counter_assurance", {
     "counter": N_("At the counter"), "self": N_("Online, by the customer (lower limits)"),
 })  # fmt: skip
+define("console_operator_role", {"maker": N_("Entry (maker)"), "checker": N_("Checker")})
 define("console_counter_payment_status", {
     "scheduled": N_("Scheduled"), "sending": N_("Sending"), "unknown": N_("Outcome unknown"),
     "completed": N_("Completed"), "failed": N_("Failed"), "revoked": N_("Revoked"),
@@ -116,41 +126,95 @@ def _rate_bp(text: str) -> int:
     return int(bp)
 
 
-# -- registering an individual ---------------------------------------------------------------
+# -- registering a customer: a person or an enterprise ---------------------------------------
+@dataclass(frozen=True, slots=True)
+class Register:
+    """A registration form: its page, its fields (the identity number's second), and the
+    command that registers what was typed, each number checked by the service's own rule
+    beside its field first."""
+
+    kind: Kind
+    template: str
+    fields: tuple[str, ...]
+    command: Callable[[OnDuty, dict[str, str]], Command[CustomerView]]
+    unplaced: str  # where a refusal naming no field shows: the one field it can be about
+
+
+def _individual(me: OnDuty, form: dict[str, str]) -> Command[CustomerView]:
+    name = required(form, "name", _("Name"))
+    id_number = required(form, "id_number", _("Resident ID number"))
+    mobile = required(form, "mobile", _("Mobile"))
+    _checked("id_number", lambda: identity.resident_id(id_number, today=business_date(me.now)))
+    _checked("mobile", lambda: identity.mobile(mobile))
+    return customers.register_individual(
+        vault_of(me.request), name=name, id_number=id_number, mobile=mobile, actor=me.actor
+    )
+
+
+def _enterprise(me: OnDuty, form: dict[str, str]) -> Command[CustomerView]:
+    name = required(form, "name", _("Company name"))
+    code = required(form, "credit_code", _("Unified social credit code"))
+    representative = required(form, "legal_representative", _("Legal representative"))
+    mobile = required(form, "mobile", _("Mobile"))
+    _checked("credit_code", lambda: identity.credit_code(code))
+    _checked("mobile", lambda: identity.mobile(mobile))
+    return customers.register_enterprise(
+        vault_of(me.request), name=name, credit_code=code, legal_representative=representative,
+        mobile=mobile, actor=me.actor,
+    )  # fmt: skip
+
+
+INDIVIDUAL = Register(
+    Kind.INDIVIDUAL, "console/counter/register.html", REGISTER_FIELDS, _individual, "name"
+)
+# Past its code and mobile, a company's name or its representative's: the reason says which.
+ENTERPRISE = Register(
+    Kind.ENTERPRISE, "console/counter/enterprise.html", ENTERPRISE_FIELDS, _enterprise, "form"
+)
+
+
 @router.get("/counter", name="console_counter")
 async def counter(request: Request) -> Response:
+    return await _blank(request, INDIVIDUAL)
+
+
+@router.get("/counter/enterprises", name="console_counter_enterprise")
+async def enterprise_form(request: Request) -> Response:
+    return await _blank(request, ENTERPRISE)
+
+
+async def _blank(request: Request, form_of: Register) -> Response:
     me = await CONSOLE.signed_in(request)
     requires(me, *staff.COUNTER)
-    return me.render("console/counter/register.html", values={}, key=secrets.token_urlsafe(24))
+    return me.render(form_of.template, values={}, key=secrets.token_urlsafe(24))
 
 
 @router.post("/counter/individuals", name="console_counter_register")
 async def register(request: Request) -> Response:
+    return await _register(request, INDIVIDUAL)
+
+
+@router.post("/counter/enterprises", name="console_counter_register_enterprise")
+async def register_enterprise(request: Request) -> Response:
+    return await _register(request, ENTERPRISE)
+
+
+async def _register(request: Request, form_of: Register) -> Response:
     me, form = await CONSOLE.submitted(request)
     requires(me, *staff.COUNTER)
-    values = {name: form.get(name, "")[:100] for name in REGISTER_FIELDS}
-    vault, today = vault_of(request), business_date(me.now)
+    values = {name: form.get(name, "")[:100] for name in form_of.fields}
     try:
-        name = required(form, "name", _("Name"))
-        id_number = required(form, "id_number", _("Resident ID number"))
-        mobile = required(form, "mobile", _("Mobile"))
-        _checked("id_number", lambda: identity.resident_id(id_number, today=today))
-        _checked("mobile", lambda: identity.mobile(mobile))
-        command = customers.register_individual(
-            vault, name=name, id_number=id_number, mobile=mobile, actor=me.actor
-        )
-        customer_id = await write(
-            request,
-            _once(me, form, command, lambda view: view.id, op="register", name=name,
-                  id_number=id_number, mobile=mobile),
-        )  # fmt: skip
+        typed = {name: form.get(name, "") for name in form_of.fields}
+        command = _once(me, form, form_of.command(me, form), lambda view: view.id,
+                        op=f"register:{form_of.kind}", **typed)  # fmt: skip
+        customer_id = await write(request, command)
     except EbankError as error:
         if error.code == "INVALID_INPUT" and "field" not in error.details:
-            error = _beside(error, "name")  # past the ID and mobile, only the name is refused
+            error = _beside(error, form_of.unplaced)
         elif error.code == "CUSTOMER_EXISTS":
-            error = _beside(error, "id_number")
-        return me.render("console/counter/register.html", error=error, fields=REGISTER_FIELDS,
-                         values=values, key=secrets.token_urlsafe(24))  # fmt: skip
+            error = _beside(error, form_of.fields[1])
+        return me.render(form_of.template, error=error, fields=form_of.fields, values=values,
+                         key=secrets.token_urlsafe(24))  # fmt: skip
     return me.redirect(
         "console_counter_customer", notice=_("Customer registered"), customer_id=customer_id
     )
@@ -171,6 +235,7 @@ class CounterFile:
     accounts: list[CustomerAccount]
     cards: list[Card]
     enrolments: list[Enrolled]
+    operators: list[Operator]  # an enterprise's corporate-banking logins
 
 
 def _file(conn: Connection, vault: Any, customer_id: int) -> CounterFile:
@@ -180,9 +245,10 @@ def _file(conn: Connection, vault: Any, customer_id: int) -> CounterFile:
         Enrolled(e, bank.channel_maximum(e.channel, e.assurance)[0])
         for e in enrolment.enrolments_of(conn, customer_id)
     ]
+    team = operators.of_enterprise(conn, customer_id) if customer.kind == Kind.ENTERPRISE else []
     return CounterFile(
         customer, accounts.accounts_of(conn, customer_id), cards.cards_of(conn, customer_id),
-        enrolled,
+        enrolled, team,
     )  # fmt: skip
 
 
@@ -196,7 +262,8 @@ async def _customer_page(me: OnDuty, customer_id: int, **context: Any) -> Respon
     return me.render(
         "console/counter/customer.html", file=file, key=secrets.token_urlsafe(24),
         products=[p.value for p in Product], tiers=[t.value for t in Tier],
-        terms=accounts.TERM_MONTHS, secret_kinds=SECRET_KINDS, channels=E_CHANNELS, **context,
+        terms=accounts.TERM_MONTHS, secret_kinds=SECRET_KINDS, channels=E_CHANNELS,
+        operator_roles=OPERATOR_ROLES, **context,
     )  # fmt: skip
 
 
@@ -263,6 +330,21 @@ async def issue_card(request: Request, customer_id: ObjectId) -> Response:
                       at="account", keep=CARD_FIELDS)  # fmt: skip
 
 
+@router.post("/counter/customers/{customer_id}/credit-cards", name="console_counter_credit_card")
+async def issue_credit_card(request: Request, customer_id: ObjectId) -> Response:
+    def act(me: OnDuty, form: dict[str, str]) -> Command[str]:
+        line = typed_amount(required(form, "credit_line", _("Credit line, yuan")), "credit_line")
+        command = cards.issue_credit_card(
+            vault_of(request), customer_id=customer_id, credit_line=line, actor=me.actor
+        )
+        return _once(me, form, command, lambda issued: issued.card.masked, op="credit_card",
+                     customer=customer_id, line=line)  # fmt: skip
+
+    return await _act(request, customer_id, CREDIT_FIELDS, act,
+                      lambda masked: _("Credit card %(card)s issued") % {"card": masked},
+                      at="credit_line", keep=CREDIT_FIELDS)  # fmt: skip
+
+
 @router.post("/counter/customers/{customer_id}/secrets", name="console_counter_secret")
 async def set_customer_secret(request: Request, customer_id: ObjectId) -> Response:
     """The customer types it twice on the counter's keypad; it is never shown back."""
@@ -295,6 +377,77 @@ async def enrol(request: Request, customer_id: ObjectId) -> Response:
     return await _act(request, customer_id, ENROL_FIELDS, act,
                       lambda _enrolled: _("Enrolled with the limits shown"),
                       at="daily_limit", keep=ENROL_FIELDS)  # fmt: skip
+
+
+@router.get("/counter/customers/{customer_id}/enrolments/{channel}/end",
+            name="console_counter_unenrol_confirm")  # fmt: skip
+async def unenrol_confirm(request: Request, customer_id: ObjectId, channel: str) -> Response:
+    """Ending an enrolment asks first: the customer loses the channel at once."""
+    me = await CONSOLE.signed_in(request)
+    requires(me, *staff.COUNTER)
+    vault = vault_of(request)
+
+    def load(conn: Connection) -> tuple[CustomerView, Enrolment | None]:
+        customer = customers.get_customer(conn, vault, customer_id)
+        return customer, enrolment.enrolment_of(conn, customer_id, channel)
+
+    try:
+        customer, live = await read(request, load)
+        if live is None:
+            raise EbankError("NOT_FOUND")
+    except EbankError:
+        return me.render("console/missing.html", error=EbankError("NOT_FOUND"))
+    return me.render("console/counter/unenrol.html", customer=customer, enrolled=live)
+
+
+@router.post("/counter/customers/{customer_id}/enrolments/{channel}/end",
+             name="console_counter_unenrol")  # fmt: skip
+async def unenrol(request: Request, customer_id: ObjectId, channel: str) -> Response:
+    """End the enrolment (解约) at the customer's request, as the staff API does."""
+
+    def act(me: OnDuty, form: dict[str, str]) -> Command[None]:
+        return enrolment.cancel(
+            customer_id=customer_id, channel=channel, actor=me.actor, via="counter"
+        )
+
+    return await _act(request, customer_id, (), act,
+                      lambda _none: _("Enrolment ended: the customer can no longer use %(channel)s")
+                      % {"channel": term("channel", channel)}, at="enrolments")  # fmt: skip
+
+
+@router.post("/counter/customers/{customer_id}/operators", name="console_counter_operator")
+async def add_operator(request: Request, customer_id: ObjectId) -> Response:
+    """A login of corporate banking for a person the enterprise names, with their token: its
+    address is shown on this answer alone, as a customer's token's is. Sent again, it is
+    refused (OPERATOR_EXISTS), never a second login; the passwords never come back."""
+    me, form = await CONSOLE.submitted(request)
+    requires(me, *staff.COUNTER)
+    roles = tuple(role for role in OPERATOR_ROLES if form.get(f"role_{role}") == "1")
+    values = {name: form.get(name, "")[:100] for name in ("username", "operator_name")}
+    values.update({f"role_{role}": "1" for role in roles})
+    try:
+        username = required(form, "username", _("Username"))
+        if canonical_username(username) is None:
+            raise EbankError("INVALID_INPUT", field="username", reason=USERNAME_RULE)
+        name = required(form, "operator_name", _("Operator's name"))
+        if not roles:
+            raise EbankError("INVALID_INPUT", field="roles", reason=_("choose at least one role"))
+        password = required(form, "password", _("First login password"))
+        if form.get("password_again", "") != password:
+            raise EbankError("INVALID_INPUT", field="password_again",
+                             reason=_("the two entries differ"))  # fmt: skip
+        added = await write(
+            request,
+            operators.add(vault_of(request), customer_id=customer_id, username=username,
+                          name=name, roles=roles, password=password, actor=me.actor),
+        )  # fmt: skip
+    except EbankError as error:
+        if error.code == "OPERATOR_EXISTS":
+            error = _beside(error, "username")
+        at = "form" if error.code == "NOT_AN_ENTERPRISE" else "operators"  # a person has no form
+        return await _customer_page(me, customer_id, error=error, fields=OPERATOR_FIELDS, at=at,
+                                    values=values)  # fmt: skip
+    return await _customer_page(me, customer_id, operator_added=added)
 
 
 @router.post("/counter/customers/{customer_id}/token", name="console_counter_token")

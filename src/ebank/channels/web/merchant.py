@@ -26,6 +26,7 @@ from ebank.channels.web.area import (
     typed_amount,
     typed_day,
     typed_id,
+    typed_range,
     with_query,
 )
 from ebank.channels.web.i18n import _
@@ -51,6 +52,7 @@ router = APIRouter(prefix=MERCHANT.prefix, include_in_schema=False)
 login_routes(MERCHANT, router, "merchant_orders")
 
 PAGE = 50  # orders a page shows
+SEARCH_FIELDS = ("from", "to", "status", "mode", "number")
 REPORT_BY = ("day", "month", "channel", "mode", "funding")
 AMOUNT_ERRORS = ("INVALID_AMOUNT", "REFUND_EXCEEDS_PAID")
 REFUND_FIELDS = ("amount", "reason")
@@ -151,12 +153,12 @@ def refund_number(request: Request) -> str:
 async def order_search(request: Request) -> Response:
     p = await portal(request)
     query = dict(request.query_params)
-    values = {name: query.get(name, "")[:64] for name in ("from", "to", "status", "number")}
+    values = {name: query.get(name, "")[:64] for name in SEARCH_FIELDS}
     merchant_id = p.merchant.id
     try:
-        since = typed_day(query.get("from", ""), "from")
-        until = typed_day(query.get("to", ""), "to")
+        since, until = typed_range(query.get("from", ""), query.get("to", ""))
         status = values["status"] if values["status"] in ORDER_STATUSES else None
+        mode = values["mode"] if values["mode"] in MODES else None
         number = values["number"].strip()
         before = typed_id(query.get("before"))
 
@@ -172,7 +174,7 @@ async def order_search(request: Request) -> Response:
                         continue
                 return []
             return orders.of_merchant(
-                conn, merchant_id, status=status, before=before, limit=PAGE,
+                conn, merchant_id, status=status, mode=mode, before=before, limit=PAGE,
                 since=None if since is None else business_day_bounds(since)[0],
                 until=None if until is None else business_day_bounds(until)[1],
             )  # fmt: skip
@@ -180,7 +182,8 @@ async def order_search(request: Request) -> Response:
         found = await read(request, search)
     except EbankError as error:
         return p.render("merchant/orders.html", error=error, fields=("from", "to"),
-                        values=values, orders=[], older=None)  # fmt: skip
+                        values=values, orders=[], older=None, statuses=ORDER_STATUSES,
+                        modes=MODES)  # fmt: skip
     older = None
     if len(found) == PAGE and not number:
         kept = {k: v for k, v in values.items() if v}
