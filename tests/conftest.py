@@ -123,4 +123,5 @@ def writer(engine: Engine, clock: FixedClock) -> Iterator[Writer]:
 def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cheap argon2id: the tests log in hundreds of times."""
     cheap = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1, type=Argon2Type.ID)
-    monkeypatch.setattr(security, "_hasher", cheap)
+    for kind in security.HASHERS:
+        monkeypatch.setitem(security.HASHERS, kind, cheap)

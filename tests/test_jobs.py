@@ -9,9 +9,6 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pytest
-from argon2 import PasswordHasher
-from argon2 import Type as Argon2Type
 from sqlalchemy import func, insert, select
 
 from ebank.core import audit
@@ -150,12 +147,6 @@ def test_the_worker_command_starts_and_stops_cleanly(tmp_path: Path):
 
 
 # -- housekeeping of spent security rows ----------------------------------------------------------
-@pytest.fixture
-def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    cheap = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1, type=Argon2Type.ID)
-    monkeypatch.setattr(security, "_hasher", cheap)
-
-
 def rows(engine, table) -> int:
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()

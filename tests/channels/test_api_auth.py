@@ -143,8 +143,8 @@ class CountingHasher:
 
 def test_an_unknown_customer_costs_a_password_hash_like_a_known_one(api, writer, monkeypatch):
     person = customer(writer, 1, enrolled=ONLINE)
-    counting = CountingHasher(security._hasher)
-    monkeypatch.setattr(security, "_hasher", counting)
+    counting = CountingHasher(security.HASHERS["login_password"])
+    monkeypatch.setitem(security.HASHERS, "login_password", counting)
     begin(api, person.mobile, WRONG)
     begin(api, "13999999999", WRONG)
     known, unknown = counting.checked

@@ -18,8 +18,6 @@ from typing import Any
 
 import pyotp
 import pytest
-from argon2 import PasswordHasher
-from argon2 import Type as Argon2Type
 from sqlalchemy import Engine, select
 
 from ebank.accounts import service as accounts
@@ -49,10 +47,7 @@ SELF_DAILY, SELF_PER_PAYMENT = 5_000 * YUAN, 1_000 * YUAN
 SMS_BODY = "sms.body"  # the purpose an SMS body is sealed for in the outbox
 
 
-@pytest.fixture(autouse=True)
-def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    cheap = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1, type=Argon2Type.ID)
-    monkeypatch.setattr(security, "_hasher", cheap)
+pytestmark = pytest.mark.usefixtures("fast_hashing")  # cheap argon2id (tests/conftest.py)
 
 
 # -- helpers ------------------------------------------------------------------------------

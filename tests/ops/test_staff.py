@@ -17,8 +17,6 @@ from urllib.parse import parse_qs, urlparse
 import pyotp
 import pytest
 from alembic import command as alembic
-from argon2 import PasswordHasher
-from argon2 import Type as Argon2Type
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -32,7 +30,6 @@ from ebank.core.writer import Writer
 from ebank.migrations import alembic_config, upgrade
 from ebank.ops import staff
 from ebank.ops.tables import staff as staff_table
-from ebank.security import service as security
 from ebank.security import sessions
 from ebank.security.tables import sessions as sessions_table
 from tests.support import VAULT, code_of, person, race_two_writers
@@ -43,10 +40,7 @@ ADMIN = "system:admin"  # an admin acting on others' logins in these tests
 STEP = 30
 
 
-@pytest.fixture(autouse=True)
-def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    cheap = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1, type=Argon2Type.ID)
-    monkeypatch.setattr(security, "_hasher", cheap)
+pytestmark = pytest.mark.usefixtures("fast_hashing")  # cheap argon2id (tests/conftest.py)
 
 
 def add(writer: Writer, username: str = "teller1", *roles: str, **changes: object) -> Any:

@@ -12,8 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
-from argon2 import Type as Argon2Type
 from sqlalchemy import Engine, select
 
 from ebank.core.clock import FixedClock, as_utc
@@ -23,7 +21,6 @@ from ebank.core.tables import audit_log, outbox_events
 from ebank.core.writer import Command, Writer
 from ebank.notify.service import InboxSender, deliver_sms, inbox
 from ebank.security import login as logins
-from ebank.security import service as security
 from ebank.security import sessions
 from ebank.security.devices import (
     Device,
@@ -392,11 +389,9 @@ def test_unbinding_my_device_leaves_another_customers_sessions_on_a_shared_phone
 
 
 def test_a_session_opened_by_a_login_from_a_phone_ends_when_the_phone_is_unbound(
-    writer: Writer, engine: Engine, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+    writer: Writer, engine: Engine, clock: FixedClock, fast_hashing: None
 ) -> None:
     """Through the login itself: the session keeps the hash the binding keeps."""
-    cheap = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1, type=Argon2Type.ID)
-    monkeypatch.setattr(security, "_hasher", cheap)
     me = api_support.customer(writer, 1, enrolled=("mobile",))
     api_support.bind_device(writer, me, PHONE_A)
     started = writer.execute(

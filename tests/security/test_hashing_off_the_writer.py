@@ -57,6 +57,9 @@ class GatedHasher:
         if not self.gate.wait(WAIT):
             raise TimeoutError("the gate was never opened")
 
+    def check_needs_rehash(self, stored: str) -> bool:
+        return self.inner.check_needs_rehash(stored)
+
     def hash(self, secret: str) -> str:
         self._wait(secret)
         return self.inner.hash(secret)
@@ -73,12 +76,14 @@ def cheap() -> PasswordHasher:
 
 @pytest.fixture(autouse=True)
 def fast_hashing(monkeypatch: pytest.MonkeyPatch, cheap: PasswordHasher) -> None:
-    monkeypatch.setattr(security, "_hasher", cheap)
+    for kind in security.HASHERS:
+        monkeypatch.setitem(security.HASHERS, kind, cheap)
 
 
 def gate(monkeypatch: pytest.MonkeyPatch, cheap: PasswordHasher, secret: str) -> GatedHasher:
     gated = GatedHasher(cheap, secret)
-    monkeypatch.setattr(security, "_hasher", gated)
+    for kind in security.HASHERS:
+        monkeypatch.setitem(security.HASHERS, kind, gated)
     return gated
 
 

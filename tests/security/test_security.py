@@ -18,8 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pyotp
 import pytest
-from argon2 import PasswordHasher
-from argon2 import Type as Argon2Type
+from argon2 import PasswordHasher, extract_parameters
 from sqlalchemy import Engine, select
 
 from ebank.core import audit
@@ -31,8 +30,9 @@ from ebank.core.writer import Command, Writer
 from ebank.customers.identity import check_digit_for
 from ebank.customers.service import register_individual
 from ebank.ops import approvals
-from ebank.security import service as security
 from ebank.security.service import (
+    HASHERS,
+    NewSecret,
     Verdict,
     binding_of,
     check_code,
@@ -85,12 +85,6 @@ def new_customer(writer: Writer) -> int:
 @pytest.fixture
 def customer(writer: Writer) -> int:
     return new_customer(writer)
-
-
-@pytest.fixture
-def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    cheap = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1, type=Argon2Type.ID)
-    monkeypatch.setattr(security, "_hasher", cheap)
 
 
 def with_secret(writer: Writer, customer: int, kind: str = "login_password") -> int:
@@ -823,3 +817,34 @@ def test_a_successful_check_is_not_audited_as_failed(writer, engine, clock, cust
     assert use_code(writer, customer, send_code(writer, engine, customer)).ok
     assert failed_audits(engine, customer) == []
     assert_audit_intact(engine)
+
+
+# -- what a secret costs to check ------------------------------------------------------------------
+def test_a_pin_is_hashed_at_a_pins_cost_and_a_login_password_at_the_recommended_one() -> None:
+    pin = extract_parameters(NewSecret("transaction_pin", PIN).hashed())
+    password = extract_parameters(NewSecret("login_password", PASSWORD).hashed())
+    recommended = PasswordHasher()
+    assert (password.time_cost, password.memory_cost) == (
+        recommended.time_cost, recommended.memory_cost,
+    )  # fmt: skip
+    assert (pin.time_cost, pin.memory_cost, pin.parallelism) == (1, 256, 1)
+
+
+def test_a_pin_hashed_dearer_before_is_renewed_at_its_next_good_check_only(
+    writer: Writer, engine: Engine, customer: int
+) -> None:
+    with_secret(writer, customer, "transaction_pin")
+    dearer = PasswordHasher(time_cost=2, memory_cost=128, parallelism=1).hash(PIN)
+    with engine.begin() as conn:  # a PIN stored before the bank hashed PINs as it does now
+        conn.execute(
+            credentials.update()
+            .where(credentials.c.customer_id == customer)
+            .where(credentials.c.kind == "transaction_pin")
+            .values(secret=dearer)
+        )
+    assert not attempt(writer, customer, "transaction_pin", "000001").ok
+    assert credential_row(engine, customer, "transaction_pin")["secret"] == dearer
+    assert attempt(writer, customer, "transaction_pin", PIN).ok
+    renewed = credential_row(engine, customer, "transaction_pin")["secret"]
+    assert extract_parameters(renewed).memory_cost == HASHERS["transaction_pin"].memory_cost
+    assert attempt(writer, customer, "transaction_pin", PIN).ok  # the renewed hash checks

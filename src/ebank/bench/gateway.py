@@ -10,10 +10,8 @@ and notes when the notice arrived. A flow's latency runs from its create request
 signed to the receiver getting its `order.paid`; the rate is flows over the wall time from
 the first request to the last notice.
 
-A payment always checks the buyer's transaction PIN, with argon2id at the library's
-recommended cost: about 200 ms of CPU each on the project's machine, which caps the rate.
-`--pin-hash fast` gives the buyers PINs hashed at the cheap cost the tests use, to measure
-the rest of the pipeline; the RESULT line says which was measured.
+A payment always checks the buyer's transaction PIN, hashed as the bank hashes PINs
+(`security.HASHERS`, argon2id at a PIN's cost).
 """
 
 import argparse
@@ -32,8 +30,6 @@ from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
 import httpx
-from argon2 import PasswordHasher
-from argon2 import Type as Argon2Type
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Engine, func, select
@@ -83,7 +79,6 @@ PER_PAYMENT, PER_DAY, LEAST = 1_000 * YUAN, 5_000 * YUAN, 101 * YUAN
 CHUNK = 250  # buyers set up per command
 ORDERS = "/api/v1/gateway/orders"
 NOTICES_WAIT = 60.0  # seconds without a new notice before the rest count as lost
-CHEAP = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1, type=Argon2Type.ID)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,10 +88,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--buyers", type=int, default=500)
     parser.add_argument("--merchants", type=int, default=4)
     parser.add_argument("--submitters", type=int, default=128)
-    parser.add_argument(
-        "--pin-hash", choices=("argon2id", "fast"), default="argon2id",
-        help="fast: PINs hashed at the tests' cheap argon2id cost, to measure the rest",
-    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=1)
 
 
@@ -109,27 +100,13 @@ def run(args: argparse.Namespace) -> str:
             f"every {PER_DAY // LEAST} flows"
         )
     get_settings().gateway_private_notify = True  # the receiver listens on loopback
-    with _pin_hasher(args.pin_hash):
-        return on_database(args, _bench)
+    return on_database(args, _bench)
 
 
 def _largest_amount(args: argparse.Namespace) -> int:
     """The largest order amount that keeps each buyer within the day's limit."""
     per_buyer = -(-args.flows // args.buyers)
     return min(PER_PAYMENT, PER_DAY // per_buyer)
-
-
-@contextmanager
-def _pin_hasher(kind: str) -> Iterator[None]:
-    """The PIN hasher for the run: the bank's own, or the tests' cheap one for `fast`."""
-    if kind == "argon2id":
-        yield
-        return
-    bank_hasher, security._hasher = security._hasher, CHEAP
-    try:
-        yield
-    finally:
-        security._hasher = bank_hasher
 
 
 # -- the receiver: the merchants' notify URL, in a process of its own -------------------------
@@ -497,7 +474,7 @@ def _bench(engine: Engine, args: argparse.Namespace) -> str:
     writer = Writer(engine)
     try:
         print(f"setting up {args.merchants} merchants and {args.buyers} buyers on {args.db} "
-              f"(PINs: {args.pin_hash}) ...", flush=True)  # fmt: skip
+              "...", flush=True)  # fmt: skip
         shops = _setup_merchants(writer, vault, args.merchants)
         people = _setup_buyers(writer, vault, args.buyers)
         with _receiver() as receiver_url, _served(engine, writer, vault) as app:
@@ -567,6 +544,6 @@ def _report(
           f"({duplicates} duplicate notices, {retried} failed attempts), "
           "merchant pending equals the payments, invariants hold")  # fmt: skip
     return (
-        f"RESULT gateway db={args.db} flows={args.flows} pin_hash={args.pin_hash} "
+        f"RESULT gateway db={args.db} flows={args.flows} "
         f"flows_per_s={args.flows / elapsed:.0f} p50_ms={p50:.2f} p99_ms={p99:.2f}"
     )

@@ -48,7 +48,16 @@ CODE_PURPOSE = "security.sms_code"
 ISSUER = "ebank"
 WARN_WHEN_LEFT = 2  # a failure this close to a lock says so
 T = TypeVar("T")
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# argon2id for both. A login password at the library's recommended cost (about 0.2 s): people
+# reuse passwords, so a stolen hash must be dear to try. A transaction PIN is one of a million:
+# no cost a payment can afford (the recommended one is 55 core-hours for all of them) keeps a
+# stolen hash from being tried against every PIN, so what protects a PIN is the lockout after
+# a few failures and the database's own protection; it is hashed at a cost a payment can bear
+# (about 0.1 ms), and a PIN hashed dearer before is renewed at its next good check.
+HASHERS = {
+    "login_password": PasswordHasher(),
+    "transaction_pin": PasswordHasher(time_cost=1, memory_cost=256, parallelism=1),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,17 +129,17 @@ def audited(tx: Tx, customer_id: int | None, what: str, channel: str, verdict: V
 
 
 @cache
-def _decoy_hash() -> str:
-    return _hasher.hash(secrets.token_hex(16))
+def _decoy_hash(kind: str) -> str:
+    return HASHERS[kind].hash(secrets.token_hex(16))
 
 
-def _matches(stored: str | None, secret: object) -> bool:
-    """argon2id verification; without a stored hash, against a decoy, and failed: the time
-    taken does not say who exists."""
+def _matches(stored: str | None, secret: object, kind: str) -> bool:
+    """argon2id verification (at the cost the stored hash names); without a stored hash,
+    against a decoy of the kind's cost, and failed: the time taken does not say who exists."""
     try:
         return (
             isinstance(secret, str)
-            and _hasher.verify(stored or _decoy_hash(), secret)
+            and HASHERS[kind].verify(stored or _decoy_hash(kind), secret)
             and stored is not None
         )
     except (VerificationError, InvalidHashError):
@@ -197,7 +206,7 @@ class NewSecret:
         if self._hash is None:
             if self.kind not in SECRET_KINDS:
                 raise EbankError("INVALID_INPUT", reason="a secret is a login password or a PIN")
-            self._hash = _hasher.hash(_check_new_secret(self.kind, self.secret))
+            self._hash = HASHERS[self.kind].hash(_check_new_secret(self.kind, self.secret))
         return self._hash
 
 
@@ -352,10 +361,14 @@ class SecretCheck:
     After `record`, `row` is the row it counted on.
     """
 
-    def __init__(self, secret: object, load: Load, *, table: Table = credentials) -> None:
+    def __init__(
+        self, secret: object, load: Load, *, table: Table = credentials,
+        hashed_as: str = "login_password",
+    ) -> None:  # fmt: skip
         self.secret = secret
         self.load = load
         self.table = table
+        self.hashed_as = hashed_as  # the HASHERS kind: login_password (staff too) or the PIN
         self.row: Any = None
         self._verified: tuple[str | None, bool] | None = None  # (the hash, whether it matched)
 
@@ -363,7 +376,7 @@ class SecretCheck:
         with engine.connect() as conn:
             row = self.load(conn, False)
         stored = None if row is None else row["secret"]
-        self._verified = (stored, _matches(stored, self.secret))
+        self._verified = (stored, _matches(stored, self.secret, self.hashed_as))
 
     def record(self, tx: Tx, *, settle: bool = True) -> Verdict:
         """Count the attempt; `settle=False` for the first of two factors (see `_attempt`)."""
@@ -372,10 +385,14 @@ class SecretCheck:
         if self._verified is not None and self._verified[0] == stored:
             ok = self._verified[1]
         else:
-            ok = _matches(stored, self.secret)
+            ok = _matches(stored, self.secret, self.hashed_as)
         if row is None:
             return Verdict(False)
-        return _attempt(tx, row, ok, table=self.table, settle=settle)
+        renewed = {}
+        hasher = HASHERS[self.hashed_as]
+        if ok and self.hashed_as == "transaction_pin" and hasher.check_needs_rehash(stored):
+            renewed["secret"] = hasher.hash(self.secret)  # cheap enough for the writer
+        return _attempt(tx, row, ok, table=self.table, settle=settle, **renewed)
 
 
 class CredentialCheck(SecretCheck):
@@ -385,7 +402,7 @@ class CredentialCheck(SecretCheck):
     def __init__(
         self, kind: str, secret: object, customer_of: Callable[[Connection], int | None]
     ) -> None:
-        super().__init__(secret, self._load)
+        super().__init__(secret, self._load, hashed_as=kind if kind in SECRET_KINDS else KINDS[0])
         self.kind = kind
         self.customer_of = customer_of
         self.customer_id: int | None = None  # whom the last load named
