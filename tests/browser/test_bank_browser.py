@@ -127,3 +127,22 @@ def test_a_link_from_another_site_opens_the_page_still_signed_in(
     expect(page.get_by_role("heading", level=1)).to_have_text("交易记录")
     page.goto(f"{demo_bank.bank_url}/bank/")
     expect(page).to_have_url(f"{demo_bank.bank_url}/bank/")  # the session lives on
+
+
+def test_every_page_of_the_nav_opens_without_an_error(page: Page, demo_bank: DemoBank) -> None:
+    """Each page of online banking, reached by its link, draws with no console error (a
+    policy violation would be one); the newer ones are kept for the tour."""
+    bank_login(page, demo_bank, WANG_WU.mobile)
+    for link, heading, shot in (
+        ("生活缴费", "生活缴费", "bank-bills"),
+        ("预约转账", "预约转账", "bank-scheduled"),
+        ("电子回单", "电子回单", "bank-receipts"),
+        ("消息中心", "消息中心", "bank-messages"),
+        ("安全设置", "安全设置", "bank-security"),
+        ("银行卡", "我的银行卡", None),
+        ("网上支付", "网上支付", None),
+    ):
+        page.locator("nav.area-nav").get_by_role("link", name=link, exact=True).click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+        if shot:
+            screenshot(page, shot)

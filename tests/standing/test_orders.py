@@ -324,3 +324,15 @@ def test_a_malformed_order_is_refused_and_creates_nothing(
 ) -> None:
     asked = replace(request(alice, alice.add_payee(bob), 100 * YUAN, daily()), **change)  # type: ignore[arg-type]
     refused(bank, alice, code, asked)
+
+
+def test_an_order_starting_in_the_past_is_refused_before_any_factor(
+    bank: StandingBank, alice: Holder, bob: CustomerAccount
+) -> None:
+    """A start long past would have the writer walk every day since it, for anyone asking."""
+    for start in (TODAY - timedelta(days=1), date(1, 1, 1)):
+        asked = request(alice, alice.add_payee(bob), 100 * YUAN, daily(start))
+        with bank.engine.connect() as conn, pytest.raises(EbankError) as caught:
+            orders.quote(conn, VAULT, asked, now=bank.clock.now())
+        assert caught.value.details["reason"] == "an order starts today or later"
+        refused(bank, alice, "INVALID_INPUT", asked)

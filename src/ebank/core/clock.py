@@ -5,6 +5,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from ebank.core.errors import EbankError
+
 BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
 
 
@@ -50,9 +52,13 @@ def business_date(instant: datetime, tz: ZoneInfo = BUSINESS_TZ) -> date:
 
 
 def business_day_bounds(day: date, tz: ZoneInfo = BUSINESS_TZ) -> tuple[datetime, datetime]:
-    """The UTC instants [start, end) of a business day."""
+    """The UTC instants [start, end) of a business day; a day at the calendar's very ends
+    (0001-01-01, 9999-12-31) has none, and is bad input."""
     start = datetime(day.year, day.month, day.day, tzinfo=tz)
-    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
+    try:
+        return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
+    except OverflowError:
+        raise EbankError("INVALID_INPUT", reason="a date between the years 1 and 9999") from None
 
 
 def as_utc(value: datetime) -> datetime:

@@ -77,8 +77,11 @@ def _resolve(conn: Connection, vault: Vault, order: OrderRequest) -> Any:
 def _first_run(schedule: Schedule, now: datetime) -> date:
     """The first run date whose time is still to come."""
     schedule = schedule.checked()
-    if schedule.start_on > business_date(now) + MAX_LEAD:
+    today = business_date(now)
+    if schedule.start_on > today + MAX_LEAD:
         raise EbankError("INVALID_INPUT", reason="an order starts within a year")
+    if schedule.start_on < today:  # and the search for its first run stays short
+        raise EbankError("INVALID_INPUT", reason="an order starts today or later")
     day = schedule.next_date(None)
     while day is not None and schedule.instant(day) <= now:
         day = schedule.next_date(day)

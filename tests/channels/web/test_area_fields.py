@@ -32,7 +32,7 @@ def test_ids_are_ascii_digits_within_64_bits() -> None:
 def test_days_are_iso_dates_or_nothing() -> None:
     assert typed_day("", "from") is None
     assert str(typed_day("2026-11-30", "from")) == "2026-11-30"
-    for bad in ("2026-13-01", "30/11/2026", "２０２６-11-30"):
+    for bad in ("2026-13-01", "30/11/2026", "２０２６-11-30", "0001-01-01", "9999-12-31"):
         with pytest.raises(EbankError):
             typed_day(bad, "from")
 

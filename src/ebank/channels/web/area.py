@@ -352,8 +352,8 @@ def typed_day(text: str, field: str) -> date | None:
     if not text:
         return None
     try:
-        if DAY.fullmatch(text):
-            return date.fromisoformat(text)
+        if DAY.fullmatch(text) and 1900 <= (day := date.fromisoformat(text)).year < 3000:
+            return day
     except ValueError:
         pass
     raise EbankError("INVALID_INPUT", reason=_("a date such as 2026-11-30"), field=field)
