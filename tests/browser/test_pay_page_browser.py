@@ -91,4 +91,7 @@ def test_the_pay_page_fits_a_phone_screen_at_each_step(phone: Page, demo_bank: D
 
 
 def _scroll_width(page: Page) -> int:
+    """How wide the page is laid out once it has loaded: measured mid-load, a fresh-clone
+    run once saw the inputs two pixels past the screen, which no finished page showed."""
+    page.wait_for_load_state("load")
     return int(page.evaluate("document.documentElement.scrollWidth"))
