@@ -3,7 +3,7 @@ beside its field, never a different number or a server error."""
 
 import pytest
 
-from ebank.channels.web.area import typed_amount, typed_day, typed_id
+from ebank.channels.web.area import typed_amount, typed_day, typed_id, typed_secret
 from ebank.core.errors import EbankError
 
 
@@ -44,3 +44,14 @@ def test_a_fee_rate_is_a_short_percentage_never_an_overflow() -> None:
     for bad in ("1e999999", "101", "0.00001", "-1", "NaN", "abc"):
         with pytest.raises(EbankError):
             _rate_ppm(bad)
+
+
+def test_a_secret_is_taken_exactly_as_typed_and_only_an_empty_one_is_refused() -> None:
+    """The API and the counter keep a password's spaces; a page trimming them would lock the
+    customer out of the pages."""
+    assert typed_secret({"password": " Sunrise 2026 "}, "password", "Login password") == (
+        " Sunrise 2026 "
+    )
+    with pytest.raises(EbankError) as caught:
+        typed_secret({"password": ""}, "password", "Login password")
+    assert caught.value.details["field"] == "password"

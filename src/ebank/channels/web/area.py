@@ -322,6 +322,15 @@ def required(form: dict[str, str], name: str, label: str) -> str:
     return value
 
 
+def typed_secret(form: dict[str, str], name: str, label: str) -> str:
+    """A password or PIN exactly as typed: a space is part of a password, as the API and the
+    counter take it, so nothing is trimmed; only an empty field is refused."""
+    value = form.get(name, "")
+    if not value:
+        raise missing(name, label)
+    return value
+
+
 def typed_amount(text: str, field: str, currency: str = "CNY") -> int:
     """An amount as a person types it ("100", "12.5", "1,234.50"): padded to the currency's
     digits, then read exactly by `parse_minor` (which the API uses as it is); anything else is

@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 from ebank.accounts import service as accounts
 from ebank.accounts.models import CustomerAccount
 from ebank.channels.api.common import client_address, read, vault_of, write
-from ebank.channels.web.area import Area, required
+from ebank.channels.web.area import Area, required, typed_secret
 from ebank.channels.web.i18n import _
 from ebank.core.crypto import mask_name
 from ebank.core.errors import EbankError
@@ -52,7 +52,7 @@ async def log_in(request: Request) -> Response:
     values = {"login": form.get("login", "")[:32]}
     try:
         who = required(form, "login", _("ID or mobile number"))
-        password = required(form, "password", _("Login password"))
+        password = typed_secret(form, "password", _("Login password"))
         begun = await write(
             request,
             login.begin(vault_of(request), login=who, password=password, channel=CHANNEL,

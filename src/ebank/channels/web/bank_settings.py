@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 
 from ebank.cards import service as cards
 from ebank.channels.api.common import Before, ObjectId, client_address, read, vault_of, write
-from ebank.channels.web.area import SignedIn, required, typed_amount
+from ebank.channels.web.area import SignedIn, required, typed_amount, typed_secret
 from ebank.channels.web.bank import BANK
 from ebank.channels.web.i18n import _
 from ebank.channels.web.words import N_, define
@@ -406,8 +406,8 @@ async def _change_secret(request: Request, kind: str) -> Response:
     prefix, current_label, new_label = SECRET_FORMS[kind]
     current, new, repeat = (f"{prefix}_{part}" for part in ("current", "new", "repeat"))
     try:
-        typed = required(form, current, _(current_label)), required(form, new, _(new_label))
-        if form.get(repeat, "").strip() != typed[1]:
+        typed = typed_secret(form, current, _(current_label)), typed_secret(form, new, _(new_label))
+        if form.get(repeat, "") != typed[1]:
             raise EbankError("SECRET_REPEAT_MISMATCH", field=repeat)
         done = await write(
             request,

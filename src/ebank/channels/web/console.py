@@ -30,6 +30,7 @@ from ebank.channels.web.area import (
     missing,
     required,
     typed_id,
+    typed_secret,
     with_query,
 )
 from ebank.channels.web.i18n import _
@@ -129,7 +130,7 @@ async def log_in(request: Request) -> Response:
     values = {"username": form.get("username", "")[:32]}
     try:
         username = required(form, "username", _("Username"))
-        password = required(form, "password", _("Login password"))
+        password = typed_secret(form, "password", _("Login password"))
         begun = await write(request, staff.begin_login(username=username, password=password))
         challenge = begun.value()
     except EbankError as error:

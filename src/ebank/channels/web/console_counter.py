@@ -31,7 +31,7 @@ from ebank.cards import service as cards
 from ebank.cards.models import Card
 from ebank.channels.api.common import FINGERPRINT_PURPOSE, ObjectId, read, vault_of, write
 from ebank.channels.web import i18n
-from ebank.channels.web.area import required, typed_amount
+from ebank.channels.web.area import required, typed_amount, typed_secret
 from ebank.channels.web.console import CONSOLE, OnDuty, requires
 from ebank.channels.web.i18n import _
 from ebank.channels.web.words import N_, define, term
@@ -351,7 +351,7 @@ async def set_customer_secret(request: Request, customer_id: ObjectId) -> Respon
 
     def act(me: OnDuty, form: dict[str, str]) -> Command[None]:
         kind, secret = form.get("kind", ""), form.get("secret", "")
-        required(form, "secret", _("New password or PIN"))
+        typed_secret(form, "secret", _("New password or PIN"))
         if form.get("secret_again", "") != secret:
             raise EbankError("INVALID_INPUT", field="secret_again",
                              reason=_("the two entries differ"))  # fmt: skip
@@ -432,7 +432,7 @@ async def add_operator(request: Request, customer_id: ObjectId) -> Response:
         name = required(form, "operator_name", _("Operator's name"))
         if not roles:
             raise EbankError("INVALID_INPUT", field="roles", reason=_("choose at least one role"))
-        password = required(form, "password", _("First login password"))
+        password = typed_secret(form, "password", _("First login password"))
         if form.get("password_again", "") != password:
             raise EbankError("INVALID_INPUT", field="password_again",
                              reason=_("the two entries differ"))  # fmt: skip

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ebank.channels.api.common import read, vault_of, write
-from ebank.channels.web.area import Area, SignedIn, required
+from ebank.channels.web.area import Area, SignedIn, required, typed_secret
 from ebank.channels.web.i18n import _
 from ebank.core.crypto import mask_name
 from ebank.core.errors import EbankError
@@ -76,7 +76,7 @@ def login_routes(area: Area, router: APIRouter, home: str) -> None:
         try:
             credit_code = required(form, "credit_code", _("Unified social credit code"))
             username = required(form, "username", _("Operator username"))
-            password = required(form, "password", _("Login password"))
+            password = typed_secret(form, "password", _("Login password"))
             begun = await write(
                 request,
                 operators.begin_login(vault_of(request), credit_code=credit_code.upper(),

@@ -336,8 +336,9 @@ async def _choose(
 
 
 # -- the forms --------------------------------------------------------------------------------
-def _required(form: dict[str, str], name: str) -> str:
-    value = form.get(name, "").strip()
+def _required(form: dict[str, str], name: str, *, secret: bool = False) -> str:
+    """A field's value, trimmed unless it is a `secret` (a password or PIN, taken as typed)."""
+    value = form.get(name, "") if secret else form.get(name, "").strip()
     if not value:
         raise _missing_field(name)
     return value
@@ -379,7 +380,7 @@ def _see_page(visit: Visit) -> Response:
 
 
 async def _log_in(visit: Visit, form: dict[str, str]) -> Response:
-    who, password = _required(form, "login"), _required(form, "password")
+    who, password = _required(form, "login"), _required(form, "password", secret=True)
     begun = await write(
         visit.request,
         login.begin(vault_of(visit.request), login=who, password=password, channel=CHANNEL,
@@ -433,7 +434,7 @@ async def _pay(visit: Visit, form: dict[str, str]) -> Response:
     if method not in FACTORS:
         raise _missing_field("method")
     visit.state.card, visit.state.method = card, method
-    pin = _required(form, "pin")
+    pin = _required(form, "pin", secret=True)
     code = None if method == "pin" else _required(form, "code")
     payment = Payment(
         token=visit.token, customer_id=session.customer_id, channel=session.channel,
