@@ -15,7 +15,7 @@ from sqlalchemy import Connection, select
 
 from ebank.core.clock import as_utc
 from ebank.core.tables import audit_head, audit_log
-from ebank.core.writer import Participant, Tx
+from ebank.core.writer import BufferedRows, Tx
 
 GENESIS = "0" * 64
 
@@ -31,23 +31,11 @@ def record_hash(prev_hash: str, row: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + blob).encode()).hexdigest()
 
 
-class AuditTrail(Participant):
+class AuditTrail(BufferedRows):
+    """Records chained to the last one at flush, so it writes them its own way."""
+
     order = 90  # last: the chain head stays locked for as short a time as possible
-
-    def __init__(self, tx: Tx) -> None:
-        super().__init__(tx)
-        self.pending: list[dict[str, Any]] = []
-        self._mark = 0
-
-    def begin_command(self) -> None:
-        self._mark = len(self.pending)
-
-    def rollback_command(self) -> None:
-        del self.pending[self._mark :]
-
-    def append(self, row: dict[str, Any]) -> None:
-        self.touch()
-        self.pending.append(row)
+    table = audit_log
 
     def flush(self) -> None:
         if not self.pending:
@@ -85,7 +73,7 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Append an audit record to the command's transaction."""
-    tx.part(AuditTrail).append(
+    tx.part(AuditTrail).add(
         {
             "at": tx.now,
             "actor": actor,

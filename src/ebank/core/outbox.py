@@ -8,34 +8,16 @@ import json
 from typing import Any
 
 from ebank.core.tables import outbox_events
-from ebank.core.writer import Participant, Tx
+from ebank.core.writer import BufferedRows, Tx
 
 
-class Outbox(Participant):
+class Outbox(BufferedRows):
     order = 50
-
-    def __init__(self, tx: Tx) -> None:
-        super().__init__(tx)
-        self.pending: list[dict[str, Any]] = []
-        self._mark = 0
-
-    def begin_command(self) -> None:
-        self._mark = len(self.pending)
-
-    def rollback_command(self) -> None:
-        del self.pending[self._mark :]
-
-    def flush(self) -> None:
-        if self.pending:
-            self.tx.raw.execute(outbox_events.insert(), self.pending)
-            self.pending.clear()
-            self._mark = 0
+    table = outbox_events
 
 
 def emit(tx: Tx, topic: str, key: str, payload: dict[str, Any]) -> None:
-    outbox = tx.part(Outbox)
-    outbox.touch()
-    outbox.pending.append(
+    tx.part(Outbox).add(
         {
             "topic": topic,
             "key": key,

@@ -129,6 +129,35 @@ class Participant:
         """Write buffered rows through `self.tx.raw`."""
 
 
+class BufferedRows(Participant):
+    """A participant that appends rows to one table: buffered by `add`, dropped with a failed
+    command, and written in one statement at flush (the outbox, the message centre, and the
+    audit trail, which writes its own way)."""
+
+    table: ClassVar[Any]
+
+    def __init__(self, tx: "Tx") -> None:
+        super().__init__(tx)
+        self.pending: list[dict[str, Any]] = []
+        self._mark = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.touch()
+        self.pending.append(row)
+
+    def begin_command(self) -> None:
+        self._mark = len(self.pending)
+
+    def rollback_command(self) -> None:
+        del self.pending[self._mark :]
+
+    def flush(self) -> None:
+        if self.pending:
+            self.tx.raw.execute(self.table.insert(), self.pending)
+            self.pending.clear()
+            self._mark = 0
+
+
 class Tx:
     """One writer transaction, as a command sees it."""
 

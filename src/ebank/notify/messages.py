@@ -19,41 +19,23 @@ from sqlalchemy import Connection, func, select
 
 from ebank.core.clock import as_utc
 from ebank.core.errors import EbankError
-from ebank.core.writer import Command, Participant, Tx
+from ebank.core.writer import BufferedRows, Command, Tx
 from ebank.notify import templates
 from ebank.notify.tables import customer_messages
 
 UNREAD_COUNTED = 100  # beyond this, a page says "99+"
 
 
-class MessageBook(Participant):
+class MessageBook(BufferedRows):
     """New messages, buffered until the transaction flushes, then written in one statement."""
 
     order = 60  # after the customers they name; beside the outbox
-
-    def __init__(self, tx: Tx) -> None:
-        super().__init__(tx)
-        self.pending: list[dict[str, Any]] = []
-        self._mark = 0
-
-    def begin_command(self) -> None:
-        self._mark = len(self.pending)
-
-    def rollback_command(self) -> None:
-        del self.pending[self._mark :]
-
-    def flush(self) -> None:
-        if self.pending:
-            self.tx.raw.execute(customer_messages.insert(), self.pending)
-            self.pending.clear()
-            self._mark = 0
+    table = customer_messages
 
 
 def keep(tx: Tx, customer_id: int, kind: str, facts: dict[str, Any]) -> None:
     """Keep a notice for the customer's message centre, in the caller's transaction."""
-    book = tx.part(MessageBook)
-    book.touch()
-    book.pending.append({
+    tx.part(MessageBook).add({
         "customer_id": customer_id, "kind": kind, "created_at": tx.now,
         "facts": json.dumps(facts, ensure_ascii=False, separators=(",", ":"), default=str),
     })  # fmt: skip
