@@ -3,7 +3,13 @@ beside its field, never a different number or a server error."""
 
 import pytest
 
-from ebank.channels.web.area import typed_amount, typed_day, typed_id, typed_secret
+from ebank.channels.web.area import (
+    typed_amount,
+    typed_day,
+    typed_id,
+    typed_percent,
+    typed_secret,
+)
 from ebank.core.errors import EbankError
 
 
@@ -38,7 +44,8 @@ def test_days_are_iso_dates_or_nothing() -> None:
 
 
 def test_a_fee_rate_is_a_short_percentage_never_an_overflow() -> None:
-    from ebank.channels.web.console_admin import _rate_ppm
+    def _rate_ppm(text: str) -> int:  # as the console's fee plans read it
+        return typed_percent(text, "rate", 10_000)
 
     assert _rate_ppm("0.25") == 2_500 and _rate_ppm("100") == 1_000_000
     for bad in ("1e999999", "101", "0.00001", "-1", "NaN", "abc"):

@@ -32,6 +32,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -51,6 +52,7 @@ DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 ID = re.compile(r"[1-9][0-9]{0,18}")
 MAX_ID = 2**63 - 1
 GROUPED = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?")
+PERCENT = re.compile(r"[0-9]{1,3}(\.[0-9]{1,4})?")  # a rate as people type it: "1.75"
 WARN_BEFORE_SECONDS = 60  # the idle warning shows this long before the session ends
 
 
@@ -346,6 +348,17 @@ def typed_amount(text: str, field: str, currency: str = "CNY") -> int:
         return parse_minor(text, currency)
     except EbankError as error:
         raise EbankError(error.code, **error.details, field=field) from None
+
+
+def typed_percent(text: str, field: str, unit: int) -> int:
+    """A rate typed as a percentage ("1.75", at most 100, four places), exactly, in units of
+    1/`unit` of a percent: 100 gives basis points (175), 10,000 parts per million (17,500).
+    A short plain decimal only: "1e999999" would overflow, or build a huge number."""
+    text = text.strip()
+    scaled = Decimal(text) * unit if PERCENT.fullmatch(text) else None
+    if scaled is None or scaled != scaled.to_integral_value() or scaled > 100 * unit:
+        raise EbankError("INVALID_INPUT", field=field, reason=_("a percentage such as 1.75"))
+    return int(scaled)
 
 
 def typed_id(text: str | None) -> int | None:

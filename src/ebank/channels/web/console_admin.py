@@ -6,9 +6,7 @@ the bank's parameters (limits and the like) and new gateway fee plans through ma
 queue as banks decide fee configuration. Roles are those the matching API admits.
 """
 
-import re
 from datetime import date, timedelta
-from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,7 +14,7 @@ from fastapi.responses import Response
 from sqlalchemy import Connection
 
 from ebank.channels.api.common import ObjectId, read, write
-from ebank.channels.web.area import missing, required, typed_amount, typed_id
+from ebank.channels.web.area import missing, required, typed_amount, typed_id, typed_percent
 from ebank.channels.web.console import CONSOLE, LIMIT_AMOUNTS, OnDuty, holds, requires
 from ebank.channels.web.i18n import _
 from ebank.channels.web.words import N_, define, term
@@ -327,21 +325,6 @@ async def propose_parameter(request: Request) -> Response:
     return me.redirect("console_settings", notice=_proposed(request_id))
 
 
-RATE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,4})?")  # a percentage, at most four places
-
-
-def _rate_ppm(text: str) -> int:
-    """A rate typed as a percentage ("0.25") in parts per million (2500), exactly."""
-    text = text.strip()
-    try:  # a short plain decimal only: "1e999999" would overflow, or build a huge number
-        ppm = Decimal(text) * 10_000 if RATE.fullmatch(text) else Decimal("NaN")
-    except ArithmeticError:
-        ppm = Decimal("NaN")
-    if not ppm.is_finite() or ppm != ppm.to_integral_value() or not 0 <= ppm <= 1_000_000:
-        raise EbankError("INVALID_INPUT", field="rate", reason="a percentage such as 0.25")
-    return int(ppm)
-
-
 def _amount(form: dict[str, str], name: str) -> int | None:
     text = form.get(name, "").strip()
     return typed_amount(text, name) if text else None
@@ -357,8 +340,8 @@ async def propose_fee_plan(request: Request) -> Response:
     try:
         plan = fees.FeePlan(
             required(form, "code", _("Plan code")).upper(), required(form, "name", _("Plan name")),
-            _rate_ppm(required(form, "rate", _("Rate (percent)"))), _amount(form, "fixed") or 0,
-            _amount(form, "minimum") or 0, _amount(form, "maximum"),
+            typed_percent(required(form, "rate", _("Rate (percent)")), "rate", 10_000),
+            _amount(form, "fixed") or 0, _amount(form, "minimum") or 0, _amount(form, "maximum"),
         )  # fmt: skip
         reason = required(form, "plan_reason", _("Reason"))
         request_id = await write(request, fees.propose_plan(plan, reason=reason, maker=me.actor))

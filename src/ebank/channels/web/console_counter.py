@@ -18,7 +18,6 @@ outcomes by itself), so the page lists and links to the payer's file only.
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -31,7 +30,7 @@ from ebank.cards import service as cards
 from ebank.cards.models import Card
 from ebank.channels.api.common import FINGERPRINT_PURPOSE, ObjectId, read, vault_of, write
 from ebank.channels.web import i18n
-from ebank.channels.web.area import required, typed_amount, typed_secret
+from ebank.channels.web.area import required, typed_amount, typed_percent, typed_secret
 from ebank.channels.web.console import CONSOLE, OnDuty, requires
 from ebank.channels.web.i18n import _
 from ebank.channels.web.words import N_, define, term
@@ -67,7 +66,6 @@ OPERATOR_FIELDS = ("username", "operator_name", "roles", "password", "password_a
 SECRET_FIELDS = ("kind", "secret", "secret_again")
 ENROL_FIELDS = ("channel", "daily_limit", "per_payment_limit")
 QUEUE_SIZE = 200  # as the API's default page of the queue
-RATE_CHARS = 8  # "100.0000": no rate needs more, and a longer number is refused unread
 
 define("console_counter_assurance", {
     "counter": N_("At the counter"), "self": N_("Online, by the customer (lower limits)"),
@@ -112,18 +110,6 @@ def _limit(form: dict[str, str], name: str) -> int | None:
     """An optional limit typed in yuan; empty leaves it at the bank's maximum."""
     text = form.get(name, "").strip()
     return typed_amount(text, name) if text else None
-
-
-def _rate_bp(text: str) -> int:
-    """A term deposit's rate typed as a percentage ("1.75") in basis points (175), exactly."""
-    text = text.strip()
-    try:
-        bp = Decimal(text) * 100 if len(text) <= RATE_CHARS else Decimal("NaN")
-    except ArithmeticError:  # not a number, or one past the decimal context's range
-        bp = Decimal("NaN")
-    if not bp.is_finite() or bp != bp.to_integral_value():
-        raise EbankError("INVALID_INPUT", field="rate", reason=_("a percentage such as 1.75"))
-    return int(bp)
 
 
 # -- registering a customer: a person or an enterprise ---------------------------------------
@@ -301,7 +287,7 @@ async def open_account(request: Request, customer_id: ObjectId) -> Response:
         chosen = product == Product.TERM and term.isascii() and term.isdigit() and len(term) < 4
         term_months = int(term) if chosen else None
         rate = form.get("rate", "").strip()
-        rate_bp = _rate_bp(rate) if product == Product.TERM and rate else None
+        rate_bp = typed_percent(rate, "rate", 100) if product == Product.TERM and rate else None
         command = accounts.open_account(
             customer_id=customer_id, product=product, tier=tier, term_months=term_months,
             rate_bp=rate_bp, actor=me.actor,
