@@ -57,6 +57,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
+        # The committing writer runs the checkpoint; every 40 MiB of WAL rather than every 4 MiB
+        # copies each hot index page to the database file once instead of ten times.
+        cur.execute("PRAGMA wal_autocheckpoint=10000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA cache_size=-131072")  # 128 MiB of page cache per connection

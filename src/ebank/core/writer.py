@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Connection, Engine, delete, select, text
+from sqlalchemy import Connection, Engine, delete, text
 from sqlalchemy.exc import DBAPIError
 
 from ebank.core.clock import Clock, SystemClock, business_date
@@ -519,6 +519,12 @@ def _settle(jobs: Iterable[_Job]) -> None:
             fut.set_exception(value)
 
 
+# A batch's keys as one array parameter: one statement, nothing to expand per key.
+_LOOK_UP_KEYS = "SELECT scope, key, fingerprint, result FROM idempotency_keys WHERE key "
+_LOOK_UP_KEYS_SQLITE = _LOOK_UP_KEYS + "IN (SELECT value FROM json_each(?))"
+_LOOK_UP_KEYS_PG = _LOOK_UP_KEYS + "= ANY(%s::text[])"
+
+
 class _IdempotencyBook:
     """The batch's view of stored idempotency keys, plus the ones it adds."""
 
@@ -530,17 +536,16 @@ class _IdempotencyBook:
         self.known: dict[tuple[str, str], tuple[str, Any]] = {}
         self.new: list[tuple[Any, ...]] = []
         wanted = {(i.scope, i.key) for i in idems if i is not None}
+        if not wanted:
+            return
         keys = sorted({key for _, key in wanted})
-        t = idempotency_keys
-        for start in range(0, len(keys), 500):
-            rows = conn.execute(
-                select(t.c.scope, t.c.key, t.c.fingerprint, t.c.result).where(
-                    t.c.key.in_(keys[start : start + 500])
-                )
-            )
-            for scope, key, fp, result in rows:
-                if (scope, key) in wanted:
-                    self.known[(scope, key)] = (fp, result)
+        if is_sqlite(conn):
+            rows = conn.exec_driver_sql(_LOOK_UP_KEYS_SQLITE, (json.dumps(keys),))
+        else:
+            rows = conn.exec_driver_sql(_LOOK_UP_KEYS_PG, (keys,))
+        for scope, key, fp, result in rows:
+            if (scope, key) in wanted:
+                self.known[(scope, key)] = (fp, result)
 
     def lookup(self, idem: Idempotency) -> tuple[bool, Any] | None:
         found = self.known.get((idem.scope, idem.key))
@@ -586,10 +591,10 @@ def _plain(result: Any) -> Any:
     return {name: getattr(result, name) for name in names}
 
 
-def _to_json(result: Any) -> str:
-    """Idempotent results hold JSON-native values only (str, int, float, bool, None, lists,
-    dicts, flat dataclasses of those), so that a replay equals the first answer exactly."""
-    return json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+# Idempotent results hold JSON-native values only (str, int, float, bool, None, lists, dicts,
+# flat dataclasses of those), so that a replay equals the first answer exactly. One encoder
+# for all: `json.dumps` with any option builds a new one on every call.
+_to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def purge_idempotency_keys(tx: Tx, *, older_than: datetime) -> int:

@@ -1,5 +1,6 @@
 """Ledger value types."""
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -14,7 +15,13 @@ def reference(prefix: str, row_id: int, created_at: datetime | date) -> str:
     """What a customer quotes for an entry (E), hold (H), payment (P) or payroll batch (W):
     kind, business day, number."""
     day = created_at if type(created_at) is date else business_date(created_at)  # type: ignore[arg-type]
-    return f"{prefix}{day:%Y%m%d}{row_id:010d}"
+    return f"{prefix}{_day_digits(day)}{row_id:010d}"
+
+
+@functools.lru_cache(maxsize=64)
+def _day_digits(day: date) -> str:
+    """YYYYMMDD; cached, as `strftime` costs more than the rest of a reference."""
+    return f"{day:%Y%m%d}"
 
 
 def parse_reference(text: str) -> tuple[str, date, int] | None:
