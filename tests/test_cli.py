@@ -160,6 +160,25 @@ def test_the_ledger_benchmark_verifies_the_ledger_and_ends_with_one_result_line(
     assert sum(line.startswith("RESULT") for line in lines) == 1
 
 
+STORAGE_RESULT = re.compile(
+    r"^RESULT storage db=(sqlite|postgres) transfers=(\d+) batch=(\d+) transfers_per_s=(\d+)$"
+)
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_the_storage_benchmark_writes_a_sound_ledger_and_ends_with_one_result_line(db):
+    if db == "postgres" and find_pg_bin() is None:
+        missing("postgres", "no PostgreSQL binaries (initdb) were found")
+    done = ebank("bench", "storage", "--db", db, "--transfers", "700", "--accounts", "30",
+                 "--batch", "64")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.strip().splitlines()
+    match = STORAGE_RESULT.match(lines[-1])
+    assert match, lines[-1]
+    assert match.groups()[:3] == (db, "700", "64") and int(match.group(4)) > 0
+    assert "11 commits" in done.stdout and "invariants hold" in done.stdout
+
+
 def test_an_unknown_command_is_refused_with_usage():
     done = ebank("launch-rockets")
     assert done.returncode == 2

@@ -2,11 +2,12 @@
 
 from types import ModuleType
 
-from ebank.bench import gateway, ledger, payments, risk
+from ebank.bench import gateway, ledger, payments, risk, storage
 
 SCENARIOS: dict[str, ModuleType] = {
     "ledger": ledger,
     "payments": payments,
     "risk": risk,
     "gateway": gateway,
+    "storage": storage,
 }

@@ -81,7 +81,7 @@ def _bench(engine: Engine, args: argparse.Namespace) -> str:
     writer = Writer(engine)
     try:
         print(f"setting up {args.accounts} funded accounts on {args.db} ...", flush=True)
-        ids = _setup(writer, args.accounts)
+        ids = setup_accounts(writer, args.accounts)
         print(
             f"posting {args.transfers} transfers from {args.submitters} submitters ...",
             flush=True,
@@ -115,7 +115,7 @@ def _bench(engine: Engine, args: argparse.Namespace) -> str:
     )
 
 
-def _setup(writer: Writer, n_accounts: int) -> list[int]:
+def setup_accounts(writer: Writer, n_accounts: int) -> list[int]:
     funding = writer.execute(
         ledger.command(
             lambda tx: (

@@ -525,10 +525,12 @@ _LOOK_UP_KEYS_SQLITE = _LOOK_UP_KEYS + "IN (SELECT value FROM json_each(?))"
 _LOOK_UP_KEYS_PG = _LOOK_UP_KEYS + "= ANY(%s::text[])"
 
 
+# Stored answers; public for `ebank bench storage`, which writes them without the writer.
+KEY_ROWS = BulkWrite(idempotency_keys, ("scope", "key", "fingerprint", "result", "created_at"))
+
+
 class _IdempotencyBook:
     """The batch's view of stored idempotency keys, plus the ones it adds."""
-
-    INSERT = BulkWrite(idempotency_keys, ("scope", "key", "fingerprint", "result", "created_at"))
 
     def __init__(self, conn: Connection, idems: list[Idempotency | None], now: Any) -> None:
         self.conn = conn
@@ -566,7 +568,7 @@ class _IdempotencyBook:
         self.new.append((idem.scope, idem.key, idem.fingerprint, encoded, self.now))
 
     def flush(self) -> None:
-        self.INSERT.run(self.conn, self.new)
+        KEY_ROWS.run(self.conn, self.new)
 
 
 def _replay_value(result: Any) -> Any:

@@ -269,8 +269,8 @@ class LedgerBatch(Participant):
                 self.dirty_accounts.pop(acc.id, None)
             self.new_accounts.clear()
         _INSERT_HOLD.run(conn, self.new_holds)
-        _INSERT_ENTRY.run(conn, self.entries)
-        _INSERT_POSTING.run(conn, self.postings)
+        ENTRY_ROWS.run(conn, self.entries)
+        POSTING_ROWS.run(conn, self.postings)
         _INSERT_HOLD_EVENT.run(conn, self.hold_events)
         _UPDATE_ACCOUNT.run(
             conn,
@@ -290,8 +290,9 @@ _INSERT_HOLD = BulkWrite(
     holds,
     ("id", "account_id", "amount", "remaining", "status", "memo", "expires_at", "created_at"),
 )
-_INSERT_ENTRY = BulkWrite(entries, ("id", "kind", "memo", "reverses_id", "hold_id", "created_at"))
-_INSERT_POSTING = BulkWrite(
+# Public for `ebank bench storage`, which writes the same rows without the ledger.
+ENTRY_ROWS = BulkWrite(entries, ("id", "kind", "memo", "reverses_id", "hold_id", "created_at"))
+POSTING_ROWS = BulkWrite(
     postings, ("entry_id", "account_id", "side", "amount", "balance_after", "posted_at")
 )
 _INSERT_HOLD_EVENT = BulkWrite(hold_events, ("hold_id", "kind", "amount", "entry_id", "at"))
