@@ -11,7 +11,7 @@ import calendar
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from ebank.accounts.models import TYPE_III_CEILING, CustomerAccount, Product, Tier
 from ebank.accounts.tables import customer_accounts
@@ -164,6 +164,13 @@ def _select() -> Any:
     )
 
 
+# The look-ups every payment makes, built once (building costs more than running them).
+_BY_NUMBER = _select().where(ledger_accounts.c.code == bindparam("number"))
+_BY_NUMBER_OF = _BY_NUMBER.where(customer_accounts.c.customer_id == bindparam("customer_id"))
+_BY_ID = _select().where(customer_accounts.c.id == bindparam("id"))
+_BY_LEDGER_ID = _select().where(customer_accounts.c.ledger_account_id == bindparam("id"))
+
+
 def get_account(
     conn: Connection, *, number: str, customer_id: int | None = None
 ) -> CustomerAccount:
@@ -171,17 +178,19 @@ def get_account(
     answers ACCOUNT_NOT_FOUND, as none does)."""
     if not isinstance(number, str):
         raise EbankError("INVALID_INPUT", reason="an account number is text")
-    where = ledger_accounts.c.code == number.strip()
-    if customer_id is not None:
-        where &= customer_accounts.c.customer_id == customer_id
-    row = conn.execute(_select().where(where)).first()
+    if customer_id is None:
+        row = conn.execute(_BY_NUMBER, {"number": number.strip()}).first()
+    else:
+        row = conn.execute(
+            _BY_NUMBER_OF, {"number": number.strip(), "customer_id": customer_id}
+        ).first()
     if row is None:
         raise EbankError("ACCOUNT_NOT_FOUND")
     return _view(row)
 
 
 def account_by_id(conn: Connection, account_id: int) -> CustomerAccount:
-    row = conn.execute(_select().where(customer_accounts.c.id == account_id)).first()
+    row = conn.execute(_BY_ID, {"id": account_id}).first()
     if row is None:
         raise EbankError("ACCOUNT_NOT_FOUND")
     return _view(row)
@@ -189,9 +198,7 @@ def account_by_id(conn: Connection, account_id: int) -> CustomerAccount:
 
 def account_by_ledger_id(conn: Connection, ledger_account_id: int) -> CustomerAccount:
     """The customer account a ledger account books (a debit card's, for instance)."""
-    row = conn.execute(
-        _select().where(customer_accounts.c.ledger_account_id == ledger_account_id)
-    ).first()
+    row = conn.execute(_BY_LEDGER_ID, {"id": ledger_account_id}).first()
     if row is None:
         raise EbankError("ACCOUNT_NOT_FOUND")
     return _view(row)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from ebank.cards import service as cards
 from ebank.core import audit
@@ -58,12 +58,15 @@ def _channel(channel: object) -> str:
 
 
 def _live(conn: Connection, customer_id: int, channel: str) -> Any:
-    query = select(channel_enrolments).where(
-        channel_enrolments.c.customer_id == customer_id,
-        channel_enrolments.c.channel == channel,
-        channel_enrolments.c.cancelled_at.is_(None),
-    )
-    return conn.execute(query).mappings().first()
+    return conn.execute(_LIVE, {"customer_id": customer_id, "channel": channel}).mappings().first()
+
+
+# Built once: every payment asks.
+_LIVE = select(channel_enrolments).where(
+    channel_enrolments.c.customer_id == bindparam("customer_id"),
+    channel_enrolments.c.channel == bindparam("channel"),
+    channel_enrolments.c.cancelled_at.is_(None),
+)
 
 
 def enrolment_of(conn: Connection, customer_id: int, channel: str) -> Enrolment | None:

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ebank.accounts import service as accounts
 from ebank.core.channels import E_CHANNELS
@@ -215,12 +217,36 @@ def _context(conn: Connection, p: Payment, now: datetime, *, lock: bool) -> _Con
     )  # fmt: skip
 
 
+# Built once: building a statement per payment costs more than running it.
+_USAGE = select(limit_usage.c.scope, limit_usage.c.period, limit_usage.c.amount).where(
+    limit_usage.c.customer_id == bindparam("customer_id"),
+    limit_usage.c.period.in_((bindparam("day"), bindparam("year"))),
+)
+
+
+def _count_statement(dialect: str) -> Any:
+    """Add a payment to a counter, creating it on the period's first payment: one statement,
+    run once for all of a payment's counters."""
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    new = insert(limit_usage).values(
+        customer_id=bindparam("customer_id"), scope=bindparam("scope"),
+        period=bindparam("period"), amount=bindparam("amount"), payments=1,
+    )  # fmt: skip
+    return new.on_conflict_do_update(
+        index_elements=[limit_usage.c.customer_id, limit_usage.c.scope, limit_usage.c.period],
+        set_={
+            "amount": limit_usage.c.amount + new.excluded.amount,
+            "payments": limit_usage.c.payments + 1,
+        },
+    )
+
+
+_COUNT = {dialect: _count_statement(dialect) for dialect in ("sqlite", "postgresql")}
+
+
 def _usage(conn: Connection, customer_id: int, day: date) -> dict[tuple[str, str], int]:
     rows = conn.execute(
-        select(limit_usage.c.scope, limit_usage.c.period, limit_usage.c.amount).where(
-            limit_usage.c.customer_id == customer_id,
-            limit_usage.c.period.in_([day.isoformat(), str(day.year)]),
-        )
+        _USAGE, {"customer_id": customer_id, "day": day.isoformat(), "year": str(day.year)}
     )
     return {(scope, period): amount for scope, period, amount in rows}
 
@@ -252,21 +278,10 @@ def authorise(tx: Tx, payment: Payment) -> None:
     error = _check(ctx, payment.method) or _large_warning(ctx)
     if error is not None:
         raise error
-    for scope, period in _scopes(ctx, payment.method):
-        done = tx.conn.execute(
-            limit_usage.update()
-            .where(
-                limit_usage.c.customer_id == payment.customer_id,
-                limit_usage.c.scope == scope,
-                limit_usage.c.period == period,
-            )
-            .values(amount=limit_usage.c.amount + payment.amount,
-                    payments=limit_usage.c.payments + 1)
-        )  # fmt: skip
-        if done.rowcount == 0:
-            tx.conn.execute(
-                limit_usage.insert().values(
-                    customer_id=payment.customer_id, scope=scope, period=period,
-                    amount=payment.amount, payments=1,
-                )
-            )  # fmt: skip
+    counts = [
+        {"customer_id": payment.customer_id, "scope": scope, "period": period,
+         "amount": payment.amount}
+        for scope, period in _scopes(ctx, payment.method)
+    ]  # fmt: skip
+    if counts:
+        tx.conn.execute(_COUNT[tx.conn.dialect.name], counts)
