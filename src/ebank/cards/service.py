@@ -5,6 +5,10 @@ of its own whose credit line is the card's limit. Card numbers are sealed like i
 numbers: the full number is shown once, when the card is issued, and masked everywhere after.
 Reporting a card lost is the customer's own act on any channel and takes effect at once;
 freezing, unfreezing and closing are staff actions under maker-checker.
+
+A bank caps what one person may lend: a credit line up to a bank parameter is granted by the
+member of staff at the counter alone; above it the line is proposed (`propose_credit_card`) and
+the card is issued when a second member of staff approves.
 """
 
 import calendar
@@ -22,17 +26,22 @@ from ebank.core import audit, outbox
 from ebank.core.clock import business_date
 from ebank.core.crypto import Vault, mask_card
 from ebank.core.errors import EbankError
-from ebank.core.money import MAX_MINOR
+from ebank.core.money import MAX_MINOR, format_minor
 from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Tx
 from ebank.customers import service as customers
 from ebank.ledger import service as ledger
-from ebank.ops import approvals
+from ebank.ops import approvals, parameters
 
 NUMBER_PURPOSE = "cards.number"
 # Where a holder can stop their card: every channel, at any hour.
 CUSTOMER_CHANNELS = ("online", "mobile", "phone", "sms", "counter", "atm")
 VALIDITY_YEARS = 5
+CREDIT_LINE_ALONE = parameters.define(
+    "cards.credit_line.alone_max", 50_000 * 100,  # ¥50,000
+    "credit card: the largest credit line, in fen, one member of staff grants alone",
+)  # fmt: skip
+CREDIT_ACTION = "card.issue.credit"  # a line above it, under maker-checker
 
 # Which status a card may move to from which (挂失 is final: a replacement card follows).
 _TRANSITIONS = {
@@ -125,32 +134,66 @@ def issue_debit_card(
     return Command(run)
 
 
+def _applicant(tx: Tx, customer_id: object, credit_line: object) -> str:
+    """The customer's name, if a credit card with this line may be made for them."""
+    name: str = customers.holder(tx.conn, customer_id).name
+    if type(credit_line) is not int or not 0 < credit_line <= MAX_MINOR:
+        raise EbankError("INVALID_INPUT", reason="a credit line is a positive amount in fen")
+    return name
+
+
+def _credit_card(
+    tx: Tx, vault: Vault, *, name: str, customer_id: int, credit_line: int, actor: str,
+    channel: str,
+) -> IssuedCard:  # fmt: skip
+    card_id = tx.new_id("cards")
+    # The card's account is named by the card's id: its number is sealed, never a code.
+    card_account = ledger.open_account(
+        tx, code=f"CC{card_id:012d}", name=name, currency="CNY", credit_line=credit_line
+    )
+    return _issue(
+        tx,
+        vault,
+        card_id=card_id,
+        kind="credit",
+        customer_id=customer_id,
+        ledger_account_id=card_account.id,
+        actor=actor,
+        channel=channel,
+    )
+
+
+def credit_line_alone(conn: Connection) -> int:
+    """The largest credit line (fen) one member of staff grants alone: the bank's parameter."""
+    return parameters.values(conn, CREDIT_LINE_ALONE.name)[CREDIT_LINE_ALONE.name]
+
+
 def issue_credit_card(
     vault: Vault, *, customer_id: int, credit_line: int, actor: str, channel: str = "counter"
 ) -> Command[IssuedCard]:
-    """A credit card with its own ledger account, whose credit line is the card's limit."""
+    """A credit card with its own ledger account, whose credit line is the card's limit; a line
+    above what one person grants alone is CREDIT_LINE_NEEDS_APPROVAL (`propose_credit_card`)."""
 
     def run(tx: Tx) -> IssuedCard:
-        name = customers.holder(tx.conn, customer_id).name
-        if type(credit_line) is not int or not 0 < credit_line <= MAX_MINOR:
-            raise EbankError("INVALID_INPUT", reason="a credit line is a positive amount in fen")
-        card_id = tx.new_id("cards")
-        # The card's account is named by the card's id: its number is sealed, never a code.
-        card_account = ledger.open_account(
-            tx, code=f"CC{card_id:012d}", name=name, currency="CNY", credit_line=credit_line
-        )
-        return _issue(
-            tx,
-            vault,
-            card_id=card_id,
-            kind="credit",
-            customer_id=customer_id,
-            ledger_account_id=card_account.id,
-            actor=actor,
+        name = _applicant(tx, customer_id, credit_line)
+        alone = credit_line_alone(tx.conn)
+        if credit_line > alone:
+            raise EbankError("CREDIT_LINE_NEEDS_APPROVAL", cap=format_minor(alone))
+        return _credit_card(
+            tx, vault, name=name, customer_id=customer_id, credit_line=credit_line, actor=actor,
             channel=channel,
-        )
+        )  # fmt: skip
 
     return Command(run)
+
+
+def propose_credit_card(
+    *, customer_id: int, credit_line: int, reason: str, maker: str, channel: str = "console"
+) -> Command[int]:
+    """Ask for a credit card (checked now, issued when another member of staff approves it);
+    the request's id. Any valid line may be proposed: the checker, not the cap, decides."""
+    params = {"customer": customer_id, "credit_line": credit_line}
+    return approvals.propose(CREDIT_ACTION, params, reason=reason, maker=maker, channel=channel)
 
 
 def _event(tx: Tx, card_id: int, status: CardStatus, actor: str, channel: str) -> None:
@@ -313,3 +356,26 @@ for _action, _status in (
     ("card.close", CardStatus.CLOSED),
 ):
     approvals.register(_action, _staff_move(_status), subject=_subject)
+
+
+# -- a credit line above what one person grants alone: params name the customer by id ---------
+def _credit_proposed(tx: Tx, params: dict[str, Any]) -> str:
+    if set(params) != {"customer", "credit_line"}:
+        raise EbankError(
+            "INVALID_INPUT", reason="a credit card names a customer by id and a line in fen"
+        )
+    _applicant(tx, params["customer"], params["credit_line"])
+    return f"customer:{params['customer']}"
+
+
+def _credit_approved(tx: Tx, params: dict[str, Any], checker: str, vault: Vault) -> Card:
+    """The card, issued in the checker's name: masked, as no customer stands at this counter
+    to be told its full number."""
+    customer_id, line = params["customer"], params["credit_line"]
+    name = _applicant(tx, customer_id, line)
+    issued = _credit_card(tx, vault, name=name, customer_id=customer_id, credit_line=line,
+                          actor=checker, channel="console")  # fmt: skip
+    return issued.card
+
+
+approvals.register_sealing(CREDIT_ACTION, _credit_approved, subject=_credit_proposed)

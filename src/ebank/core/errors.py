@@ -582,6 +582,26 @@ CATALOGUE: dict[str, ErrorKind] = {
         400, "两次输入的新密码不一致", "The two entries of the new password or PIN differ"
     ),
     "MESSAGE_NOT_FOUND": ErrorKind(404, "消息不存在", "Message not found"),
+    # One-time SMS codes (security.issue_code): an interval between two codes for one purpose,
+    # and a daily cap on a customer's codes and on their wrong guesses at them.
+    "CODE_TOO_SOON": ErrorKind(
+        429,
+        "验证码已发送，请 {seconds} 秒后再重新获取",
+        "A code was just sent: please wait {seconds} seconds before asking for another",
+    ),
+    "CODE_DAILY_LIMIT": ErrorKind(
+        429,
+        "今日短信验证码次数已达上限，请明天再试，或致电本行客服",
+        "You have had as many text-message codes today as we can send: please try again "
+        "tomorrow, or call the bank",
+    ),
+    # A credit line above what one member of staff grants alone (cards.issue_credit_card):
+    # proposed instead (action card.issue.credit), the card is issued when a second approves.
+    "CREDIT_LINE_NEEDS_APPROVAL": ErrorKind(
+        403,
+        "信用额度超过单人可授予的 ¥{cap}，请提交另一名员工审批",
+        "A credit line above ¥{cap} needs a second member of staff: submit it for approval",
+    ),
     "NOT_FOUND": ErrorKind(404, "请求的地址不存在", "No such address"),
     "METHOD_NOT_ALLOWED": ErrorKind(
         405, "该地址不支持此操作", "This address does not allow that method"

@@ -5,6 +5,9 @@ Domains register the actions they allow (`register`). Approving runs the action 
 transaction as the decision, so an approved action has happened, and an action that fails
 (say, closing an account that still holds money) leaves the request pending with nothing done.
 Every proposal and decision is audited.
+
+An action that seals what it makes (a card's number) is registered with `register_sealing`:
+approving it needs the bank's vault, which the channel that decides passes to `approve`.
 """
 
 import json
@@ -17,18 +20,39 @@ from sqlalchemy import Connection, select
 
 from ebank.core import audit
 from ebank.core.clock import as_utc
+from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError, checked_text
 from ebank.core.writer import Command, Tx
 from ebank.ops.tables import approval_decisions, approval_requests
 
 # What an action does, given the request's params and who approved it.
 Handler = Callable[[Tx, dict[str, Any], str], Any]
-_ACTIONS: dict[str, tuple[Handler, Callable[[Tx, dict[str, Any]], str]]] = {}
+# The same for an action that seals what it makes: it is given the bank's vault too.
+SealingHandler = Callable[[Tx, dict[str, Any], str, Vault], Any]
+Subject = Callable[[Tx, dict[str, Any]], str]
+_ACTIONS: dict[str, tuple[Callable[[Tx, dict[str, Any], str, Vault | None], Any], Subject]] = {}
 
 
-def register(action: str, run: Handler, *, subject: Callable[[Tx, dict[str, Any]], str]) -> None:
+def register(action: str, run: Handler, *, subject: Subject) -> None:
     """Allow `action` under maker-checker. `subject` names what it acts on and checks the
     params when it is proposed (raising an EbankError for bad ones)."""
+    _allow(action, lambda tx, params, checker, _vault: run(tx, params, checker), subject)
+
+
+def register_sealing(action: str, run: SealingHandler, *, subject: Subject) -> None:
+    """Allow `action`, which seals what it makes (a card's number), under maker-checker."""
+
+    def sealed(tx: Tx, params: dict[str, Any], checker: str, vault: Vault | None) -> Any:
+        if vault is None:
+            raise RuntimeError(f"approving {action} needs the bank's vault")
+        return run(tx, params, checker, vault)
+
+    _allow(action, sealed, subject)
+
+
+def _allow(
+    action: str, run: Callable[[Tx, dict[str, Any], str, Vault | None], Any], subject: Subject
+) -> None:
     if action in _ACTIONS:
         raise ValueError(f"action {action} is already registered")
     _ACTIONS[action] = (run, subject)
@@ -124,9 +148,11 @@ def _decide(tx: Tx, request: Any, outcome: str, checker: str, note: str, channel
 
 
 def approve(
-    request_id: int, *, checker: str, note: str = "", channel: str = "console"
-) -> Command[Any]:
-    """Approve and carry out a pending request; the action's result is returned."""
+    request_id: int, *, checker: str, note: str = "", channel: str = "console",
+    vault: Vault | None = None,
+) -> Command[Any]:  # fmt: skip
+    """Approve and carry out a pending request; the action's result is returned. `vault` is
+    needed by an action registered with `register_sealing`."""
 
     def run(tx: Tx) -> Any:
         if not isinstance(note, str) or len(note) > 500:
@@ -134,7 +160,7 @@ def approve(
         request = _pending(tx, request_id)
         handler = _ACTIONS[request["action"]][0]
         _decide(tx, request, "approved", checker, note.strip(), channel)
-        return handler(tx, json.loads(request["params"]), checker)
+        return handler(tx, json.loads(request["params"]), checker, vault)
 
     return Command(run)
 

@@ -236,7 +236,9 @@ async def issue_card(
     key: IdempotencyKey,
 ) -> IssuedCardOut:  # fmt: skip
     """A debit card on one of the customer's demand accounts, or a credit card with its limit.
-    The answer holds the full card number, once; a replay of it returns the same."""
+    The answer holds the full card number, once; a replay of it returns the same. A credit line
+    above what one member of staff grants alone (the parameter cards.credit_line.alone_max) is
+    403 `CREDIT_LINE_NEEDS_APPROVAL`: propose it as card.issue.credit (POST /approvals)."""
     vault = vault_of(request)
     if isinstance(body, IssueDebitCardIn):
         command = cards.issue_debit_card(
@@ -311,7 +313,9 @@ async def propose(
     "transaction_pin" | "token"}); parameter.set ({"name": parameter name, "value":
     integer}, see GET /api/v1/staff/parameters); gateway.fee_plan.add ({"code", "name",
     "rate_ppm", "fixed", "minimum", "maximum"}, amounts in fen, maximum null for none; plans
-    never change once made).
+    never change once made); card.issue.credit ({"customer": id, "credit_line": fen}, a credit
+    card whose line is above what one member of staff grants alone: issued on approval, its
+    number masked in every answer).
     """
     command = approvals.propose(body.action, body.params, reason=body.reason, maker=me.actor)
     return await _create(
@@ -335,7 +339,9 @@ async def approve(
     request: Request, me: Checker, request_id: ObjectId, body: DecisionIn
 ) -> ApprovalOut:
     """Approve and carry out the action, in one transaction; never one's own request."""
-    command = approvals.approve(request_id, checker=me.actor, note=body.note)
+    command = approvals.approve(
+        request_id, checker=me.actor, note=body.note, vault=vault_of(request)
+    )
     return ApprovalOut.of(await write(request, _decided(command, request_id)))
 
 

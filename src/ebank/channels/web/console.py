@@ -427,6 +427,7 @@ define("console_action", {
     "risk.rule.set": N_("Change a risk rule"), "risk.thresholds.set": N_("Change risk thresholds"),
     "risk.list.add": N_("Add to a watch list"), "risk.list.remove": N_("Remove from a watch list"),
     fees.PLAN_ACTION: N_("Add a gateway fee plan"),
+    cards.CREDIT_ACTION: N_("Issue a credit card above one person's authority"),
 })  # fmt: skip
 define("console_approval_param", {
     "account": N_("Account"), "card": N_("Card ID"),
@@ -438,6 +439,7 @@ define("console_approval_param", {
     "expression": N_("Condition"), "score": N_("Score"), "outcome": N_("Outcome"),
     "enabled": N_("Enabled"), "shadow": N_("Shadow mode"), "step_up": N_("Step up from"),
     "delay": N_("Delay from"), "review": N_("Review from"), "block": N_("Block from"),
+    "credit_line": N_("Credit line"),
 })  # fmt: skip
 define("console_credential", {
     "login_password": N_("Login password"), "transaction_pin": N_("Transaction PIN"),
@@ -456,6 +458,7 @@ SHOWN_AS = {
     fees.PLAN_ACTION: {"fixed": "money", "minimum": "money", "maximum": "money",
                        "rate_ppm": "percent"},
     "credential.unlock": {"kind": "credential"},
+    cards.CREDIT_ACTION: {"credit_line": "money"},
 }  # fmt: skip
 NUMBERS = ("money", "percent")
 
@@ -567,7 +570,9 @@ async def decide(request: Request, request_id: ObjectId, verdict: str) -> Respon
     note = form.get("note", "")
     try:
         if verdict == "approve":
-            command: Command[Any] = approvals.approve(request_id, checker=me.actor, note=note)
+            command: Command[Any] = approvals.approve(
+                request_id, checker=me.actor, note=note, vault=vault_of(request)
+            )
         elif verdict == "reject":
             command = approvals.reject(request_id, checker=me.actor, note=note)
         else:

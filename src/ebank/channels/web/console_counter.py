@@ -2,12 +2,13 @@
 
 The counter pages do what the staff API does at a counter (channels/api/staff.py, the
 enrolment routes of channels/api/limits.py and the operator routes of channels/api/corporate.py):
-register an individual or an enterprise, open an account, issue a debit or a credit card, set
-the login password or transaction PIN the customer types, enrol a channel with agreed limits or
-end an enrolment (after a page that asks), enrol a token, and give an enterprise its corporate
-banking operators (each with a token). Tellers and supervisors may (`staff.COUNTER`). Each
-create runs once per form shown (an idempotency key drawn with the page), so that a double
-click or a resubmitted page makes nothing twice.
+register an individual or an enterprise, open an account, issue a debit or a credit card (or
+propose a credit line above what one person grants alone, for a second member of staff to
+approve), set the login password or transaction PIN the customer types, enrol a channel with
+agreed limits or end an enrolment (after a page that asks), enrol a token, and give an
+enterprise its corporate banking operators (each with a token). Tellers and supervisors may
+(`staff.COUNTER`). Each create runs once per form shown (an idempotency key drawn with the
+page), so that a double click or a resubmitted page makes nothing twice.
 
 The exceptions queue lists what `payments.exceptions` lists for the API's
 /staff/payments/exceptions, to the same roles (`staff.LOOKUP`). Neither the API nor the
@@ -61,7 +62,7 @@ REGISTER_FIELDS = ("name", "id_number", "mobile")
 ENTERPRISE_FIELDS = ("name", "credit_code", "legal_representative", "mobile")
 ACCOUNT_FIELDS = ("product", "tier", "term_months", "rate")
 CARD_FIELDS = ("account",)
-CREDIT_FIELDS = ("credit_line",)
+CREDIT_FIELDS = ("credit_line", "credit_reason")
 OPERATOR_FIELDS = ("username", "operator_name", "roles", "password", "password_again")
 SECRET_FIELDS = ("kind", "secret", "secret_again")
 ENROL_FIELDS = ("channel", "daily_limit", "per_payment_limit")
@@ -222,6 +223,7 @@ class CounterFile:
     cards: list[Card]
     enrolments: list[Enrolled]
     operators: list[Operator]  # an enterprise's corporate-banking logins
+    credit_line_alone: int  # the largest credit line (fen) one member of staff grants alone
 
 
 def _file(conn: Connection, vault: Any, customer_id: int) -> CounterFile:
@@ -234,7 +236,7 @@ def _file(conn: Connection, vault: Any, customer_id: int) -> CounterFile:
     team = operators.of_enterprise(conn, customer_id) if customer.kind == Kind.ENTERPRISE else []
     return CounterFile(
         customer, accounts.accounts_of(conn, customer_id), cards.cards_of(conn, customer_id),
-        enrolled, team,
+        enrolled, team, cards.credit_line_alone(conn),
     )  # fmt: skip
 
 
@@ -316,10 +318,17 @@ async def issue_card(request: Request, customer_id: ObjectId) -> Response:
                       at="account", keep=CARD_FIELDS)  # fmt: skip
 
 
+def _credit_line(form: dict[str, str]) -> int:
+    return typed_amount(required(form, "credit_line", _("Credit line, yuan")), "credit_line")
+
+
 @router.post("/counter/customers/{customer_id}/credit-cards", name="console_counter_credit_card")
 async def issue_credit_card(request: Request, customer_id: ObjectId) -> Response:
+    """Issued at once up to what one member of staff grants alone; a line above it is refused
+    beside the field, and the form's other button proposes it instead."""
+
     def act(me: OnDuty, form: dict[str, str]) -> Command[str]:
-        line = typed_amount(required(form, "credit_line", _("Credit line, yuan")), "credit_line")
+        line = _credit_line(form)
         command = cards.issue_credit_card(
             vault_of(request), customer_id=customer_id, credit_line=line, actor=me.actor
         )
@@ -329,6 +338,28 @@ async def issue_credit_card(request: Request, customer_id: ObjectId) -> Response
     return await _act(request, customer_id, CREDIT_FIELDS, act,
                       lambda masked: _("Credit card %(card)s issued") % {"card": masked},
                       at="credit_line", keep=CREDIT_FIELDS)  # fmt: skip
+
+
+@router.post("/counter/customers/{customer_id}/credit-cards/proposals",
+             name="console_counter_credit_card_propose")  # fmt: skip
+async def propose_credit_card(request: Request, customer_id: ObjectId) -> Response:
+    """The credit card proposed with its line and a reason; issued when a second member of staff
+    approves it in the approvals queue (the API's action card.issue.credit)."""
+
+    def act(me: OnDuty, form: dict[str, str]) -> Command[int]:
+        line = _credit_line(form)
+        reason = required(form, "credit_reason", _("Reason for the approval"))
+        command = cards.propose_credit_card(
+            customer_id=customer_id, credit_line=line, reason=reason, maker=me.actor,
+            channel="counter",
+        )  # fmt: skip
+        return _once(me, form, command, lambda request_id: request_id, op="credit_proposal",
+                     customer=customer_id, line=line, reason=reason)  # fmt: skip
+
+    return await _act(request, customer_id, CREDIT_FIELDS, act,
+                      lambda request_id: _("Submitted for approval as request #%(id)s: the card "
+                                           "is issued when another member of staff approves it")
+                      % {"id": request_id}, at="credit_line", keep=CREDIT_FIELDS)  # fmt: skip
 
 
 @router.post("/counter/customers/{customer_id}/secrets", name="console_counter_secret")
