@@ -208,6 +208,18 @@ def test_card_number_is_stored_only_sealed(
     sound(engine)
 
 
+def test_a_card_number_cannot_be_worked_out_from_the_card_id_the_apis_show(
+    writer: Writer, engine: Engine, holder: tuple[int, CustomerAccount]
+) -> None:
+    customer, account = holder
+    issued = [debit(writer, customer, account) for _ in range(3)] + [credit(writer, customer)]
+    for i in issued:
+        assert i.number[6:15] != f"{i.card.id:09d}"  # a drawn middle, not the id
+        assert luhn_valid(i.number)
+    assert len({i.number for i in issued}) == len(issued)
+    sound(engine)
+
+
 def test_debit_card_on_someone_elses_account_is_account_not_found_and_writes_nothing(
     writer: Writer, engine: Engine, holder: tuple[int, CustomerAccount]
 ) -> None:
