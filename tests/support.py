@@ -5,6 +5,7 @@ import json
 import re
 import threading
 from collections.abc import Sequence
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
@@ -17,6 +18,7 @@ from ebank.core import audit
 from ebank.core.clock import FixedClock
 from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
+from ebank.core.settings import get_settings
 from ebank.core.tables import outbox_events
 from ebank.core.writer import Command, Tx, Writer
 from ebank.customers.identity import check_digit_for
@@ -149,6 +151,12 @@ def code_of(outcome: Any) -> str:
     if isinstance(outcome, EbankError):
         return outcome.code
     return type(outcome).__name__ if isinstance(outcome, BaseException) else "ok"
+
+
+def wait_to_resend(clock: FixedClock) -> None:
+    """Move the clock past the interval `security.issue_code` keeps between two SMS codes for
+    one purpose, as a customer who asks for another code has waited."""
+    clock.advance(timedelta(seconds=get_settings().sms_code_resend_seconds))
 
 
 def last_sms(engine: Engine) -> str:

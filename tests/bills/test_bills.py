@@ -31,7 +31,17 @@ from ebank.ledger import queries
 from ebank.payments import service as payments
 from ebank.payments.models import Confirmation
 from ebank.security.service import Checked
-from tests.support import STAFF, VAULT, Bank, code_of, last_code, last_sms, race_two_writers, sound
+from tests.support import (
+    STAFF,
+    VAULT,
+    Bank,
+    code_of,
+    last_code,
+    last_sms,
+    race_two_writers,
+    sound,
+    wait_to_resend,
+)
 
 YUAN = 100
 HOME = "0591234567"  # a household's number at the power company
@@ -296,6 +306,7 @@ def test_a_bill_already_paid_is_refused_before_money_moves(bank: BillsBank, alic
     bill = bank.bill()
     request = alice.bill_request(bill)
     alice.pay(request, key="first").value()
+    wait_to_resend(bank.clock)
     # With the biller, not yet confirmed: our own record says it is paid.
     refused(bank, alice, "BILL_ALREADY_PAID", request, alice.sms(request))
     bank.deliver()
@@ -372,6 +383,7 @@ def test_a_phone_is_topped_up_by_an_offered_amount_any_number_of_times(
         request = alice.request(bank.mobile, PHONE, amount)
         payment_id = alice.pay(request, key=f"top-{n}").value()
         assert bank.view(alice.id, payment_id).number == "139****0001"
+        wait_to_resend(bank.clock)
     assert bank.deliver() == 2
     statuses = [(v.status, v.bill_id, v.amount) for v in _history(bank, alice)]
     assert statuses == [("paid", None, 100 * YUAN), ("paid", None, 50 * YUAN)]

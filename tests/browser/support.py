@@ -162,11 +162,18 @@ def _seed(settings: Settings, vault: Vault) -> demo.Seeded:
 def live_demo_bank(home: Path) -> Iterator[DemoBank]:
     """A demo bank in `home` (its SQLite database and keys), seeded as `ebank demo` seeds it,
     served with the example shop. The services read get_settings(): the process's EBANK_*
-    variables name the same database and keys while it runs, and are restored afterwards."""
+    variables name the same database and keys while it runs, and are restored afterwards.
+
+    The tests log the same few demo customers in one after another, seconds apart, on the
+    real clock, and every login texts a code: the interval between two codes is off here
+    (the daily cap holds). The interval is tested on a clock moved by the tests that need it
+    (tests/security/test_sms_code_limits.py, tests/channels/web/test_sms_code_limits_pages.py).
+    """
     settings = Settings(
         database_url=f"sqlite:///{home / 'ebank.db'}", demo=True,
         data_key_path=home / "data.key", gateway_key_path=home / "gateway-key.pem",
         gateway_private_notify=True,  # the shop listens on loopback
+        sms_code_resend_seconds=0,
     )  # fmt: skip
     with pytest.MonkeyPatch.context() as env:
         env.delenv("EBANK_DATA_KEY", raising=False)
@@ -175,6 +182,7 @@ def live_demo_bank(home: Path) -> Iterator[DemoBank]:
         env.setenv("EBANK_DATA_KEY_PATH", str(settings.data_key_path))
         env.setenv("EBANK_GATEWAY_KEY_PATH", str(settings.gateway_key_path))
         env.setenv("EBANK_GATEWAY_PRIVATE_NOTIFY", "true")
+        env.setenv("EBANK_SMS_CODE_RESEND_SECONDS", "0")
         get_settings.cache_clear()
         signing.gateway_key.cache_clear()  # the process keeps one gateway key: this bank's
         try:

@@ -40,7 +40,7 @@ from tests.channels.api_support import (
     token_code,
     verify,
 )
-from tests.support import STAFF, VAULT
+from tests.support import STAFF, VAULT, wait_to_resend
 
 ME = "/api/v1/me"
 
@@ -364,10 +364,11 @@ def test_a_binding_login_takes_the_sms_code_and_its_device_name_and_nothing_else
     assert bound_here(engine, person, DEVICE)
 
 
-def test_a_code_sent_to_bind_one_phone_binds_no_other(api, writer, engine):
+def test_a_code_sent_to_bind_one_phone_binds_no_other(api, writer, engine, clock):
     person = customer(writer, 1, enrolled=BOTH)
     begin(api, person.mobile, channel="mobile", device=DEVICE, device_name="新手机")
     (code,) = sms_codes(engine, person.id)
+    wait_to_resend(clock)
     other = begin(
         api, person.mobile, channel="mobile", device="another-phone", device_name="旧手机"
     )

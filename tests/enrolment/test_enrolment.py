@@ -35,7 +35,15 @@ from ebank.ops import approvals
 from ebank.security import service as security
 from ebank.security.service import Checked, CodeIssued, Verdict
 from ebank.security.tables import credentials, one_time_codes
-from tests.support import STAFF, VAULT, code_of, in_one_batch, person, race_two_writers
+from tests.support import (
+    STAFF,
+    VAULT,
+    code_of,
+    in_one_batch,
+    person,
+    race_two_writers,
+    wait_to_resend,
+)
 
 YUAN = 100
 PIN = "804317"
@@ -613,11 +621,12 @@ def test_a_self_enrolled_customer_can_be_lifted_at_the_counter(
 
 
 def test_self_enrolling_again_does_not_raise_a_lowered_limit(
-    writer: Writer, engine: Engine
+    writer: Writer, engine: Engine, clock: FixedClock
 ) -> None:
     h = holder(writer)
     complete(writer, h.card, texted(writer, engine, h)).value()
     set_limits(writer, h.customer, 500 * YUAN, 100 * YUAN).value()
+    wait_to_resend(clock)
     complete(writer, h.card, texted(writer, engine, h)).value()
     assert limits_of(engine, h.customer) == (500 * YUAN, 100 * YUAN)
 

@@ -37,7 +37,7 @@ from ebank.gateway.tables import merchants as merchant_rows
 from ebank.security.tables import credentials, login_challenges, sessions
 from tests.channels.api_support import sms_texts
 from tests.gateway.support import PASSWORD, PIN, YUAN, GatewayBank, Shop, Shopper, shopper
-from tests.support import VAULT, last_code
+from tests.support import VAULT, last_code, wait_to_resend
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 BASE = "https://testserver"
@@ -179,13 +179,14 @@ def test_an_sms_code_confirms_a_payment_above_the_default_pin_alone_limit(
 
 
 def test_an_sms_code_for_another_order_confirms_nothing(
-    client: TestClient, bank: GatewayBank, shop: Shop, me: Shopper
+    client: TestClient, bank: GatewayBank, shop: Shop, me: Shopper, clock: FixedClock
 ) -> None:
     first, second = shop.order(300 * YUAN), shop.order(400 * YUAN)
     page = Browser(client, bank, first)
     page.log_in(me)
     page.send("code", card=str(me.debit_card), method="sms", pin="")
     code = last_code(bank.engine)
+    wait_to_resend(clock)  # the second order's login texts a code too
     other = Browser(client, bank, second)
     other.log_in(me)
     refused = other.pay(me.debit_card, method="sms", code=code)

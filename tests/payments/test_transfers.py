@@ -27,6 +27,7 @@ from tests.support import (
     in_one_batch,
     last_sms,
     sound,
+    wait_to_resend,
 )
 
 
@@ -308,6 +309,7 @@ def test_a_sent_transfer_or_someone_elses_cannot_be_revoked(
     with pytest.raises(EbankError) as caught:
         bank.writer.execute(revoke)
     assert caught.value.code == "PAYMENT_NOT_REVOCABLE"
+    wait_to_resend(bank.clock)
     later = alice.request(bob, 100 * YUAN, speed="delayed")
     pending = alice.paid(later, alice.sms(later), key="k2")
     mallory = bank.person()

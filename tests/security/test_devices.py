@@ -35,7 +35,15 @@ from ebank.security.devices import (
 from ebank.security.service import Checked
 from ebank.security.tables import devices, one_time_codes
 from tests.channels import api_support
-from tests.support import VAULT, code_of, in_one_batch, outcome, person, race_two_writers
+from tests.support import (
+    VAULT,
+    code_of,
+    in_one_batch,
+    outcome,
+    person,
+    race_two_writers,
+    wait_to_resend,
+)
 
 PHONE_A = "iPhone15,2-7F3A9C21-55B0-4E0B-9D1E-0A1B2C3D4E5F"
 PHONE_B = "HUAWEI-ALN-AL00-0B6D4F2A-91C3-4E77-8D10-5A6B7C8D9E0F"
@@ -188,9 +196,12 @@ def test_an_expired_code_does_not_bind(writer: Writer, engine: Engine, clock: Fi
     assert device_rows(engine) == []
 
 
-def test_binding_a_bound_device_again_changes_nothing(writer: Writer, engine: Engine) -> None:
+def test_binding_a_bound_device_again_changes_nothing(
+    writer: Writer, engine: Engine, clock: FixedClock
+) -> None:
     customer = person(writer, 1)
     first = bind(writer, engine, customer, PHONE_A)
+    wait_to_resend(clock)
     again = bind(writer, engine, customer, PHONE_A, "另一个名字")
     assert again == first
     assert len(device_rows(engine)) == 1
@@ -266,12 +277,17 @@ def test_binding_for_an_unknown_customer_is_refused(writer: Writer) -> None:
 
 # -- the limit ---------------------------------------------------------------------------------
 def test_at_most_max_bound_devices_and_room_again_after_unbinding(
-    writer: Writer, engine: Engine
+    writer: Writer, engine: Engine, clock: FixedClock
 ) -> None:
     customer = person(writer, 1)
     limit = get_settings().max_bound_devices
     assert limit == 5
-    made = [bind(writer, engine, customer, f"phone-{n}") for n in range(limit)]
+
+    def bind_later(device: str) -> Device:
+        wait_to_resend(clock)
+        return bind(writer, engine, customer, device)
+
+    made = [bind_later(f"phone-{n}") for n in range(limit)]
     sent = len(sms_bodies(engine, customer))
     fails(
         "TOO_MANY_DEVICES",
@@ -286,9 +302,9 @@ def test_at_most_max_bound_devices_and_room_again_after_unbinding(
         confirm_binding(VAULT, customer_id=customer, device="phone-new", label=LABEL, code="1"),
     )
     # A device already bound is not a new one.
-    assert bind(writer, engine, customer, "phone-0") == made[0]
+    assert bind_later("phone-0") == made[0]
     writer.execute(unbind(customer_id=customer, device_id=made[0].id, actor="x", channel="mobile"))
-    bind(writer, engine, customer, "phone-new")
+    bind_later("phone-new")
     assert len(bound(engine, customer)) == limit
 
 
@@ -357,10 +373,11 @@ def session_from(writer: Writer, customer: int, device: str) -> str:
 
 
 def test_unbinding_a_device_ends_every_session_opened_from_it_at_once(
-    writer: Writer, engine: Engine
+    writer: Writer, engine: Engine, clock: FixedClock
 ) -> None:
     customer = person(writer, 1)
     phone_a = bind(writer, engine, customer, PHONE_A)
+    wait_to_resend(clock)
     bind(writer, engine, customer, PHONE_B)
     from_a = [session_from(writer, customer, PHONE_A) for _ in range(2)]
     from_b = session_from(writer, customer, PHONE_B)
@@ -409,10 +426,13 @@ def test_a_session_opened_by_a_login_from_a_phone_ends_when_the_phone_is_unbound
     assert writer.execute(login(me.id, PHONE_A)) is False
 
 
-def test_a_device_can_be_bound_again_after_unbinding(writer: Writer, engine: Engine) -> None:
+def test_a_device_can_be_bound_again_after_unbinding(
+    writer: Writer, engine: Engine, clock: FixedClock
+) -> None:
     customer = person(writer, 1)
     first = bind(writer, engine, customer, PHONE_A)
     writer.execute(unbind(customer_id=customer, device_id=first.id, actor="x", channel="mobile"))
+    wait_to_resend(clock)
     again = bind(writer, engine, customer, PHONE_A, "换了名字")
     assert again.id == first.id and again.label == "换了名字"
     assert len(audits(engine, "device.bind")) == 2

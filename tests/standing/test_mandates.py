@@ -15,7 +15,7 @@ from ebank.security.service import Checked
 from ebank.standing import mandates
 from ebank.standing.models import Creditor, MandateRequest
 from tests.standing.conftest import YUAN, Holder, StandingBank
-from tests.support import STAFF, VAULT, last_code, last_sms, race_two_writers, sound
+from tests.support import STAFF, VAULT, last_code, last_sms, race_two_writers, sound, wait_to_resend
 
 VALID_UNTIL = date(2027, 12, 31)
 
@@ -90,6 +90,7 @@ def test_a_mandate_is_signed_with_the_code_sent_for_exactly_it_once(
         with pytest.raises(EbankError) as caught:
             sign(bank, other, code, key=f"other-{n}").value()
         assert caught.value.code in ("AUTH_FAILED", "AUTH_FAILED_WARNING")  # counted tries
+    wait_to_resend(bank.clock)
     code = code_for(bank, r)
     mandate_id = sign(bank, r, code).value()
     assert sign(bank, r, code).value() == mandate_id  # a repeat under the same key

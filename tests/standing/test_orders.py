@@ -17,7 +17,7 @@ from ebank.standing import orders, payees
 from ebank.standing.models import OrderRequest, OrderView, Schedule
 from tests.channels.api_support import sms_texts
 from tests.standing.conftest import YUAN, Holder, StandingBank
-from tests.support import VAULT, in_one_batch, last_code, race_two_writers, sound
+from tests.support import VAULT, in_one_batch, last_code, race_two_writers, sound, wait_to_resend
 
 NINE = time(9, 0)
 TODAY = date(2026, 11, 23)  # the clock fixture's day, a Monday; it is 10:00 in Shanghai
@@ -170,6 +170,7 @@ def test_an_order_ends_after_its_count_or_its_end_date(
 ) -> None:
     counted = set_up(bank, alice, bob, 100 * YUAN, daily(count=2))
     carol = bank.account(bank.person(), funds=0)
+    wait_to_resend(bank.clock)
     ending = set_up(bank, alice, carol, 100 * YUAN, daily(end_on=TOMORROW))
     bank.at(2026, 11, 24, 9, 0)
     assert run(bank) == 2
@@ -257,6 +258,7 @@ def test_setting_up_takes_the_code_sent_for_exactly_this_order_once(
     confirmation = sms(bank, asked)
     assert "100.00" in sms_texts(bank.engine, alice.id, "code")[-1]
     refused(bank, alice, "AUTH_FAILED", replace(asked, amount=10_000 * YUAN), confirmation)
+    wait_to_resend(bank.clock)
     confirmation = sms(bank, asked)
     made = create(bank, asked, confirmation, key="once").value()
     assert create(bank, asked, confirmation, key="once").value() == made  # a repeat
@@ -331,6 +333,7 @@ def test_an_order_starting_in_the_past_is_refused_before_any_factor(
 ) -> None:
     """A start long past would have the writer walk every day since it, for anyone asking."""
     for start in (TODAY - timedelta(days=1), date(1, 1, 1)):
+        wait_to_resend(bank.clock)
         asked = request(alice, alice.add_payee(bob), 100 * YUAN, daily(start))
         with bank.engine.connect() as conn, pytest.raises(EbankError) as caught:
             orders.quote(conn, VAULT, asked, now=bank.clock.now())

@@ -13,7 +13,7 @@ from ebank.security.service import Checked
 from ebank.standing import payees
 from ebank.standing.tables import payees as payees_table
 from tests.standing.conftest import Holder, StandingBank
-from tests.support import VAULT, last_sms
+from tests.support import VAULT, last_sms, wait_to_resend
 
 OTHER_BANK = "999200000025"
 
@@ -95,9 +95,11 @@ def test_a_payee_already_in_the_book_is_refused_and_spends_no_code(
 ) -> None:
     alice.add_payee(bob)
     name = bank.name_of(bob.customer_id)
+    wait_to_resend(bank.clock)
     code = alice.payee_code(bob.number, name)
     refused(alice, "PAYEE_ENTRY_EXISTS", f" {bob.number} ", name, code, "k2")
     # The same account number at another bank is another payee.
+    wait_to_resend(bank.clock)
     other = alice.payee_code(bob.number, name, OTHER_BANK)
     assert add(alice, bob.number, name, other, "k3", bank=OTHER_BANK).value() > 0
     assert [p.bank for p in book(bank, alice)] == [None, OTHER_BANK]
@@ -130,6 +132,7 @@ def test_removing_a_payee_takes_it_out_of_the_book_and_again_changes_nothing(
     with bank.engine.connect() as conn:
         removed = payees.entry(conn, VAULT, customer_id=alice.id, payee_id=payee_id)
     assert removed.removed and removed.account == bob.number
+    wait_to_resend(bank.clock)
     assert alice.add_payee(bob, key="again") != payee_id  # added again: a new payee
 
 

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     auth_lock_minutes: int = Field(default=60, ge=1)
     auth_locks_before_permanent: int = Field(default=3, ge=1)
     sms_code_ttl_seconds: int = Field(default=300, ge=30, le=300)
+    # SMS codes cost the bank and can harass a phone: no new code for one purpose sooner than
+    # this after the last, this many codes a customer a business day over every purpose, and
+    # this many wrong guesses at them a business day (each code also takes auth_max_failures).
+    sms_code_resend_seconds: int = Field(default=60, ge=0)
+    sms_codes_per_day: int = Field(default=10, ge=1)
+    sms_code_failures_per_day: int = Field(default=15, ge=1)
     # Online and mobile sessions end after this long idle, and this long in all.
     session_idle_seconds: int = Field(default=300, ge=60)
     session_absolute_hours: int = Field(default=12, ge=1)

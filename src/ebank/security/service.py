@@ -17,6 +17,7 @@ and whether the coming lock is the permanent one.
 import hashlib
 import hmac
 import json
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,14 +28,14 @@ from typing import Any, Generic, TypeVar
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Select, Table, select
 
 from ebank.core import audit
-from ebank.core.clock import BUSINESS_TZ, as_utc
+from ebank.core.clock import BUSINESS_TZ, as_utc, business_day_bounds
 from ebank.core.crypto import Vault
 from ebank.core.errors import EbankError
 from ebank.core.settings import get_settings
-from ebank.core.writer import Command, Tx
+from ebank.core.writer import Command, Idempotency, Tx, fingerprint
 from ebank.customers import service as customers
 from ebank.notify import service as notify
 from ebank.ops import approvals
@@ -45,6 +46,7 @@ KINDS = ("login_password", "transaction_pin", "token")
 SECRET_KINDS = KINDS[:2]  # the ones the customer knows: argon2id hashes
 SEED_PURPOSE = "security.token"
 CODE_PURPOSE = "security.sms_code"
+CHANGE_PURPOSE = "security.change_secret"  # the keyed hash a change's repeat is told by
 ISSUER = "ebank"
 WARN_WHEN_LEFT = 2  # a failure this close to a lock says so
 T = TypeVar("T")
@@ -237,7 +239,7 @@ def set_secret(
 
 def change_secret(
     vault: Vault, *, customer_id: int, kind: str, current: str, new: str, channel: str,
-    session_id: int | None = None,
+    session_id: int | None = None, idempotency_key: str | None = None,
 ) -> Command[Checked[int]]:  # fmt: skip
     """The customer changes their own login password or PIN, proving the current one.
 
@@ -247,6 +249,11 @@ def change_secret(
     customer's other sessions (all but `session_id`, the one asking): whoever else knew the
     old one is logged out. The customer is texted an alert. The answer: how many sessions
     ended.
+
+    Once per `idempotency_key` (a form sent twice): a repeat gets the first answer and checks
+    nothing, so the current secret it carries, checked against the new hash, counts no
+    failure; the same key with other secrets is IDEMPOTENCY_CONFLICT. The request is told by
+    a keyed hash of the secrets (the vault's key), never by the secrets or a plain hash.
     """
     if kind not in SECRET_KINDS:
         raise EbankError("INVALID_INPUT", reason="a secret is a login password or a PIN")
@@ -280,7 +287,14 @@ def change_secret(
         )  # fmt: skip
         return Checked(verdict, ended)
 
-    return Command(run, prepare=prepare)
+    once = None
+    if idempotency_key is not None:
+        asked = fingerprint(op="credential.change", kind=kind, current=current, new=new)
+        once = Idempotency(
+            f"customer:{customer_id}", idempotency_key,
+            vault.lookup_hash(asked, purpose=CHANGE_PURPOSE), Checked.replayed,
+        )  # fmt: skip
+    return Command(run, prepare=prepare, idempotency=once)
 
 
 def holders_of(conn: Connection, kind: str) -> set[int]:
@@ -520,6 +534,41 @@ class CodeIssued:
     expires_at: datetime
 
 
+def codes_since(customer_id: int, since: datetime) -> Select[Any]:
+    """The customer's codes issued from `since` on: (purpose, created_at, attempts).
+
+    Read through ix_one_time_codes_customer_purpose by the customer alone: a customer holds
+    a week's codes at most (the jobs purge spent ones 7 days on), a few dozen rows.
+    """
+    return select(
+        one_time_codes.c.purpose, one_time_codes.c.created_at, one_time_codes.c.attempts
+    ).where(one_time_codes.c.customer_id == customer_id, one_time_codes.c.created_at >= since)
+
+
+def _wrong_guesses(rows: list[Any]) -> int:
+    return sum(row.attempts for row in rows)  # a code's attempts are its wrong guesses
+
+
+def _may_send(tx: Tx, customer_id: int, purpose: str) -> None:
+    """Refuse a code past the business day's caps (codes, and wrong guesses at them: no code
+    can pass once those are spent), or sooner than the interval after the last one for the
+    same purpose. The caller holds the customer's row: concurrent sends count one by one."""
+    settings = get_settings()
+    start, _end = business_day_bounds(tx.business_day)
+    interval = timedelta(seconds=settings.sms_code_resend_seconds)
+    rows = list(tx.conn.execute(codes_since(customer_id, min(start, tx.now - interval))))
+    today = [row for row in rows if as_utc(row.created_at) >= start]
+    if (
+        len(today) >= settings.sms_codes_per_day
+        or _wrong_guesses(today) >= settings.sms_code_failures_per_day
+    ):
+        raise EbankError("CODE_DAILY_LIMIT")
+    last = max((as_utc(r.created_at) for r in rows if r.purpose == purpose), default=None)
+    if last is not None and tx.now - last < interval:
+        wait = (interval - (tx.now - last)).total_seconds()
+        raise EbankError("CODE_TOO_SOON", seconds=math.ceil(wait))
+
+
 def issue_code(
     vault: Vault, *, customer_id: int, purpose: str, binding: str, message: str
 ) -> Command[CodeIssued]:
@@ -528,15 +577,19 @@ def issue_code(
     `message` says what the code authorises ("转账 ¥1,234.50 至 6217****0001"): the customer
     must see it beside the code. The code is stored only as a keyed hash, and the SMS body
     travels sealed through the outbox. A new code supersedes the customer's earlier unused
-    codes for the same purpose.
+    codes for the same purpose. Every sender comes here, so the limits hold for all: no code
+    for a purpose within `sms_code_resend_seconds` of the last (CODE_TOO_SOON), at most
+    `sms_codes_per_day` a business day, none once the day's wrong guesses are spent
+    (CODE_DAILY_LIMIT).
     """
 
     def run(tx: Tx) -> CodeIssued:
-        customers.holder(tx.conn, customer_id)
+        customers.holder(tx.conn, customer_id, lock=True)  # the limits count one send at a time
         if not purpose or len(purpose) > 32 or not purpose.isidentifier():
             raise EbankError("INVALID_INPUT", reason="a code purpose is a short identifier")
         if not isinstance(message, str) or not 0 < len(message) <= 120:
             raise EbankError("INVALID_INPUT", reason="an SMS message is 1-120 characters")
+        _may_send(tx, customer_id, purpose)
         tx.conn.execute(
             one_time_codes.update()
             .where(
@@ -578,10 +631,19 @@ def check_code(
 ) -> Command[Verdict]:
     """Accept a code once, for the purpose and binding it was issued for, before it expires.
 
-    Each code takes `auth_max_failures` wrong tries, then it is spent.
+    Each code takes `auth_max_failures` wrong tries, then it is spent; and the wrong tries at
+    all the codes the customer was sent this business day count together: once there have
+    been `sms_code_failures_per_day`, no code passes until the next business day (a verdict
+    locked until then). So the daily cap on codes caps the guesses too.
     """
 
     def run(tx: Tx) -> Verdict:
+        customers.holder(tx.conn, customer_id, lock=True)  # the day's guesses, one at a time
+        start, end = business_day_bounds(tx.business_day)
+        today = list(tx.conn.execute(codes_since(customer_id, start)))
+        day_left = get_settings().sms_code_failures_per_day - _wrong_guesses(today)
+        if day_left <= 0:
+            return audited(tx, customer_id, "sms_code", "sms", Verdict(False, locked_until=end))
         row = (
             tx.conn.execute(
                 select(one_time_codes)
@@ -612,7 +674,8 @@ def check_code(
             tx.conn.execute(where.values(used_at=tx.now))
             return Verdict(True)
         tx.conn.execute(where.values(attempts=row["attempts"] + 1))
-        verdict = Verdict(False, attempts_left=max(limit - row["attempts"] - 1, 0))
+        left = min(limit - row["attempts"], day_left) - 1
+        verdict = Verdict(False, attempts_left=max(left, 0))
         return audited(tx, customer_id, "sms_code", "sms", verdict)
 
     return Command(run)

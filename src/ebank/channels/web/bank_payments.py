@@ -101,7 +101,8 @@ CONFIRM_SLOTS = {
 }  # fmt: skip
 PAYEE_SLOTS = {
     "AUTH_FAILED": "code", "AUTH_FAILED_WARNING": "code", "AUTH_FAILED_FINAL_WARNING": "code",
-    "PAYEE_NOT_FOUND": "account", "PAYEE_NAME_MISMATCH": "name",
+    "PAYEE_NOT_FOUND": "account", "PAYEE_NAME_MISMATCH": "name", "CODE_TOO_SOON": "code",
+    "CODE_DAILY_LIMIT": "code",
 }  # fmt: skip
 
 
@@ -313,7 +314,8 @@ def _statement_pdf(
 
 # -- confirming what the customer asked for: a transfer, a bill, a standing order ----------------
 S = TypeVar("S", bound="Sealed")
-Requote = Callable[..., Awaitable[Response]]  # (me, pending, *, error=, sent=, chosen=): the page
+# (me, pending, *, error=, sent=, chosen=, large_confirmed=): the page
+Requote = Callable[..., Awaitable[Response]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,16 +363,18 @@ class Sealed:
 def confirm_page(
     me: SignedIn, template: str, steps: Steps, pending: Sealed, quote: Quote | OrderQuote, *,
     error: EbankError | None = None, sent: bool = False, chosen: str = "", status: int = 200,
-    **context: Any,
+    large_confirmed: bool = False, **context: Any,
 ) -> Response:  # fmt: skip
     """A confirmation page (a template extending bank/confirm.html): what is confirmed, sealed,
-    and the factors the quote asks for that a page can take."""
+    and the factors the quote asks for that a page can take; shown again, it keeps the
+    factor chosen and the large-transfer box ticked (never a code)."""
     offered = [m for m in quote.methods if m in PAGE_FACTORS]
     return me.render(
         template, error=error, fields=CONFIRM_FIELDS, at="code", status=status, steps=steps,
         pending=pending, sealed=pending.seal(me.request), quote=quote, offered=offered,
         certificate_only=bool(quote.methods) and not offered, sent=sent,
-        chosen=chosen if chosen in offered else (offered[0] if offered else ""), **context,
+        chosen=chosen if chosen in offered else (offered[0] if offered else ""),
+        large_confirmed=large_confirmed, **context,
     )  # fmt: skip
 
 
@@ -400,15 +404,17 @@ async def code_step(
     me: SignedIn, form: dict[str, str], kind: type[S], send: Callable[[S], Command[Any]],
     requote: Requote,
 ) -> Response:  # fmt: skip
-    """A confirmation page's "text me a code": a code for exactly what it confirms."""
+    """A confirmation page's "text me a code": a code for exactly what it confirms; a refusal
+    (too soon after the last code, the day's codes spent) shows beside the code field."""
     pending = await pending_of(me, form, kind)
     if isinstance(pending, Response):
         return pending
+    ticked = form.get("large_confirmed") == "yes"
     try:
         await write(me.request, send(pending))
     except EbankError as error:
-        return await requote(me, pending, error=error, chosen="sms")
-    return await requote(me, pending, sent=True, chosen="sms")
+        return await requote(me, pending, error=error, chosen="sms", large_confirmed=ticked)
+    return await requote(me, pending, sent=True, chosen="sms", large_confirmed=ticked)
 
 
 async def confirm_step(
@@ -425,8 +431,9 @@ async def confirm_step(
         return made.value()
     except EbankError as error:
         return await requote(
-            me, pending, error=placed(error, CONFIRM_SLOTS), chosen=form.get("method", "")
-        )
+            me, pending, error=placed(error, CONFIRM_SLOTS), chosen=form.get("method", ""),
+            large_confirmed=form.get("large_confirmed") == "yes",
+        )  # fmt: skip
 
 
 def paying_accounts(conn: Connection, customer_id: int) -> list[CustomerAccount]:

@@ -8,6 +8,7 @@ answer, and shows their refusals beside the field they concern. Someone else's c
 device or session is refused by the service exactly as one that does not exist.
 """
 
+import secrets
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
@@ -353,9 +354,11 @@ async def _security_page(me: SignedIn, **context: object) -> Response:
         )
 
     bound, live, certificate = await read(me.request, everything)
+    # Each change form carries a key drawn with the page: a form sent twice changes once.
+    keys = {kind: secrets.token_urlsafe(24) for kind in SECRET_FORMS}
     return me.render(
         "bank/security.html", devices=bound, sessions=live, current=me.session.id,
-        certificate=certificate, now=now, **context,
+        certificate=certificate, now=now, keys=keys, **context,
     )  # fmt: skip
 
 
@@ -401,7 +404,8 @@ CURRENT_WRONG = ("AUTH_FAILED", "AUTH_FAILED_WARNING", "AUTH_FAILED_FINAL_WARNIN
 
 
 async def _change_secret(request: Request, kind: str) -> Response:
-    """The current one, the new one twice; nothing typed is ever shown again."""
+    """The current one, the new one twice; nothing typed is ever shown again. Once per page
+    drawn (its key): a double click changes once and counts no failure."""
     me, form = await BANK.submitted(request)
     prefix, current_label, new_label = SECRET_FORMS[kind]
     current, new, repeat = (f"{prefix}_{part}" for part in ("current", "new", "repeat"))
@@ -414,6 +418,7 @@ async def _change_secret(request: Request, kind: str) -> Response:
             security.change_secret(
                 vault_of(request), customer_id=me.customer_id, kind=kind, current=typed[0],
                 new=typed[1], channel=me.session.channel, session_id=me.session.id,
+                idempotency_key=form.get("key", "")[:128] or secrets.token_urlsafe(24),
             ),
         )  # fmt: skip
         ended = done.value()
