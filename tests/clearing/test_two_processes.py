@@ -122,6 +122,8 @@ def two(
         update={"clearing_url": house_url, "clearing_timeout_seconds": 1.0}
     )
     monkeypatch.setattr(get_settings(), "clearing_url", house_url)
+    # The bank runs on the real clock and the payer asks for codes seconds apart.
+    monkeypatch.setattr(get_settings(), "sms_code_resend_seconds", 0)
     # Status queries after a fifth of a second, not 5 s, 15 s, ...: the schedule is not what
     # these tests are about (test_outgoing checks it).
     monkeypatch.setattr(clearing, "BACKOFF", (timedelta(seconds=0.2),))
