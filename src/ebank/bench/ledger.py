@@ -80,7 +80,6 @@ def run(args: argparse.Namespace) -> str:
 def _bench(engine: Engine, args: argparse.Namespace) -> str:
     writer = Writer(engine)
     try:
-        print(f"setting up {args.accounts} funded accounts on {args.db} ...", flush=True)
         ids = setup_accounts(writer, args.accounts)
         print(
             f"posting {args.transfers} transfers from {args.submitters} submitters ...",
@@ -116,6 +115,8 @@ def _bench(engine: Engine, args: argparse.Namespace) -> str:
 
 
 def setup_accounts(writer: Writer, n_accounts: int) -> list[int]:
+    """`n_accounts` customer accounts of FUNDING each, and their ids."""
+    print(f"setting up {n_accounts} funded accounts ...", flush=True)
     funding = writer.execute(
         ledger.command(
             lambda tx: (

@@ -43,7 +43,6 @@ def run(args: argparse.Namespace) -> str:
 def _bench(engine: Engine, args: argparse.Namespace) -> str:
     writer = Writer(engine)
     try:
-        print(f"setting up {args.accounts} funded accounts on {args.db} ...", flush=True)
         ids = setup_accounts(writer, args.accounts)
     finally:
         writer.close()

@@ -324,6 +324,17 @@ def required(form: dict[str, str], name: str, label: str) -> str:
     return value
 
 
+def form_key() -> str:
+    """An idempotency key for a form, drawn with the page: the form sent twice (a double
+    click, a reload) carries the same key, and what it asks is done once."""
+    return secrets.token_urlsafe(24)
+
+
+def key_of(form: dict[str, str]) -> str:
+    """The key a form was drawn with (`form_key`); a fresh one if it carries none."""
+    return form.get("key", "")[:128] or form_key()
+
+
 def typed_secret(form: dict[str, str], name: str, label: str) -> str:
     """A password or PIN exactly as typed: a space is part of a password, as the API and the
     counter take it, so nothing is trimmed; only an empty field is refused."""

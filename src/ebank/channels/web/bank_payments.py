@@ -15,7 +15,6 @@ orders (bank_bills.py) are confirmed by the same steps (`confirm_page`, `code_st
 
 import io
 import json
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -33,7 +32,14 @@ from ebank.accounts import service as accounts
 from ebank.accounts.models import CustomerAccount, Product
 from ebank.channels.api.common import client_address, read, vault_of, write
 from ebank.channels.web import guard, i18n
-from ebank.channels.web.area import SignedIn, missing, typed_amount, typed_id, typed_range
+from ebank.channels.web.area import (
+    SignedIn,
+    form_key,
+    missing,
+    typed_amount,
+    typed_id,
+    typed_range,
+)
 from ebank.channels.web.bank import BANK, CHANNEL
 from ebank.channels.web.i18n import _, money, when
 from ebank.channels.web.words import N_, define
@@ -341,7 +347,7 @@ class Sealed:
     @classmethod
     def drawn(cls, me: SignedIn, **details: Any) -> Self:
         """Made when the form is quoted: the page shown again carries the same key."""
-        return cls(customer_id=me.customer_id, key=secrets.token_urlsafe(24),
+        return cls(customer_id=me.customer_id, key=form_key(),
                    issued=me.now.timestamp(), **details)  # fmt: skip
 
     def seal(self, request: Request) -> str:
@@ -666,7 +672,7 @@ async def _payees_page(
 ) -> Response:
     customer_id = me.customer_id
     book = await read(me.request, lambda conn: payees.payees_of(conn, customer_id))
-    values = {"key": secrets.token_urlsafe(24), **values}
+    values = {"key": form_key(), **values}
     return me.render("bank/payees.html", error=error, fields=PAYEE_FIELDS, book=book,
                      values=values, sent=sent)  # fmt: skip
 
@@ -699,7 +705,7 @@ async def payee_add(request: Request) -> Response:
                 vault_of(request), customer_id=me.customer_id, channel=CHANNEL,
                 account=values["account"], name=values["name"], bank=bank,
                 alias=values["alias"], code=code,
-                idempotency_key=values["key"] or secrets.token_urlsafe(24), origin=origin_of(me),
+                idempotency_key=values["key"] or form_key(), origin=origin_of(me),
             ),
         )  # fmt: skip
         added.value()

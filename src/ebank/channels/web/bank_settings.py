@@ -8,7 +8,6 @@ answer, and shows their refusals beside the field they concern. Someone else's c
 device or session is refused by the service exactly as one that does not exist.
 """
 
-import secrets
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
@@ -17,7 +16,7 @@ from sqlalchemy import Connection
 
 from ebank.cards import service as cards
 from ebank.channels.api.common import Before, ObjectId, client_address, read, vault_of, write
-from ebank.channels.web.area import SignedIn, required, typed_amount, typed_secret
+from ebank.channels.web.area import SignedIn, form_key, key_of, required, typed_amount, typed_secret
 from ebank.channels.web.bank import BANK
 from ebank.channels.web.i18n import _
 from ebank.channels.web.words import N_, define
@@ -355,7 +354,7 @@ async def _security_page(me: SignedIn, **context: object) -> Response:
 
     bound, live, certificate = await read(me.request, everything)
     # Each change form carries a key drawn with the page: a form sent twice changes once.
-    keys = {kind: secrets.token_urlsafe(24) for kind in SECRET_FORMS}
+    keys = {kind: form_key() for kind in SECRET_FORMS}
     return me.render(
         "bank/security.html", devices=bound, sessions=live, current=me.session.id,
         certificate=certificate, now=now, keys=keys, **context,
@@ -418,7 +417,7 @@ async def _change_secret(request: Request, kind: str) -> Response:
             security.change_secret(
                 vault_of(request), customer_id=me.customer_id, kind=kind, current=typed[0],
                 new=typed[1], channel=me.session.channel, session_id=me.session.id,
-                idempotency_key=form.get("key", "")[:128] or secrets.token_urlsafe(24),
+                idempotency_key=key_of(form),
             ),
         )  # fmt: skip
         ended = done.value()

@@ -16,7 +16,6 @@ clearing service offers staff an action on an exception (the clearing worker que
 outcomes by itself), so the page lists and links to the payer's file only.
 """
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,7 +30,7 @@ from ebank.cards import service as cards
 from ebank.cards.models import Card
 from ebank.channels.api.common import FINGERPRINT_PURPOSE, ObjectId, read, vault_of, write
 from ebank.channels.web import i18n
-from ebank.channels.web.area import required, typed_amount, typed_percent, typed_secret
+from ebank.channels.web.area import form_key, required, typed_amount, typed_percent, typed_secret
 from ebank.channels.web.console import CONSOLE, OnDuty, requires
 from ebank.channels.web.i18n import _
 from ebank.channels.web.words import N_, define, term
@@ -173,7 +172,7 @@ async def enterprise_form(request: Request) -> Response:
 async def _blank(request: Request, form_of: Register) -> Response:
     me = await CONSOLE.signed_in(request)
     requires(me, *staff.COUNTER)
-    return me.render(form_of.template, values={}, key=secrets.token_urlsafe(24))
+    return me.render(form_of.template, values={}, key=form_key())
 
 
 @router.post("/counter/individuals", name="console_counter_register")
@@ -201,7 +200,7 @@ async def _register(request: Request, form_of: Register) -> Response:
         elif error.code == "CUSTOMER_EXISTS":
             error = _beside(error, form_of.fields[1])
         return me.render(form_of.template, error=error, fields=form_of.fields, values=values,
-                         key=secrets.token_urlsafe(24))  # fmt: skip
+                         key=form_key())  # fmt: skip
     return me.redirect(
         "console_counter_customer", notice=_("Customer registered"), customer_id=customer_id
     )
@@ -248,7 +247,7 @@ async def _customer_page(me: OnDuty, customer_id: int, **context: Any) -> Respon
         return me.render("console/missing.html", error=error)
     context.setdefault("values", {})
     return me.render(
-        "console/counter/customer.html", file=file, key=secrets.token_urlsafe(24),
+        "console/counter/customer.html", file=file, key=form_key(),
         products=[p.value for p in Product], tiers=[t.value for t in Tier],
         terms=accounts.TERM_MONTHS, secret_kinds=SECRET_KINDS, channels=E_CHANNELS,
         operator_roles=OPERATOR_ROLES, **context,

@@ -24,7 +24,7 @@ from starlette.formparsers import MultiPartException
 from ebank.accounts import service as accounts
 from ebank.channels.api.common import read, vault_of, write
 from ebank.channels.web import guard, i18n
-from ebank.channels.web.area import Area, FormForged, required, typed_id
+from ebank.channels.web.area import Area, FormForged, form_key, required, typed_id
 from ebank.channels.web.i18n import _
 from ebank.channels.web.operators import (
     Signed,
@@ -123,7 +123,7 @@ async def _upload_page(request: Request, signed: Signed, **context: Any) -> Resp
         held = accounts.accounts_of(conn, customer_id)
         return [a.number for a in held if a.product == "demand" and a.status == "active"]
 
-    context.setdefault("values", {"key": secrets.token_urlsafe(16)})
+    context.setdefault("values", {"key": form_key()})
     return signed.me.render("corporate/upload.html", accounts=await read(request, paying),
                             operator=signed.operator, **context)  # fmt: skip
 
@@ -152,7 +152,7 @@ async def upload(request: Request) -> Response:
             payroll.upload(
                 vault_of(request), signed.operator, account=account, period=period,
                 memo=values["memo"], file_name=file.name, content=file.content,
-                idempotency_key=values["key"] or secrets.token_urlsafe(16),
+                idempotency_key=values["key"] or form_key(),
             ),
         )  # fmt: skip
     except EbankError as error:
