@@ -1,7 +1,9 @@
-"""A credit line above what one member of staff grants alone (the bank parameter
+"""A credit card that would bring the customer's credit lines (on their cards not closed, the
+new one included) above what one member of staff grants alone (the bank parameter
 cards.credit_line.alone_max, ¥50,000 by default) is refused when issued directly and proposed
 instead (card.issue.credit); the card is issued when a second member of staff approves, never
-the maker, and the audit trail names both. Bad lines stay INVALID_INPUT on either path.
+the maker, whatever the customer holds, and the audit trail names both. Bad lines stay
+INVALID_INPUT on either path.
 
 Every database test runs on SQLite and PostgreSQL and ends with the ledger's invariants."""
 
@@ -15,6 +17,7 @@ from ebank.cards import service as cards
 from ebank.cards.models import Card, IssuedCard
 from ebank.cards.tables import card_events
 from ebank.cards.tables import cards as cards_table
+from ebank.core.clock import FixedClock
 from ebank.core.errors import EbankError
 from ebank.core.money import MAX_MINOR
 from ebank.core.tables import audit_log, outbox_events
@@ -23,7 +26,7 @@ from ebank.ledger import queries as Q
 from ebank.ledger.tables import accounts as ledger_accounts
 from ebank.ops import approvals
 from ebank.ops.tables import approval_requests
-from tests.support import STAFF, VAULT, person, sound
+from tests.support import STAFF, VAULT, code_of, in_one_batch, person, race_two_writers, sound
 
 CHECKER = "staff:9"
 CAP = 5_000_000  # the parameter's default: ¥50,000.00
@@ -102,7 +105,7 @@ def test_a_line_above_the_cap_is_refused_directly_and_nothing_is_made(
     before = counts(engine)
     error = error_of(writer, issue(customer, ABOVE))
     assert error.code == "CREDIT_LINE_NEEDS_APPROVAL" and error.status == 403
-    assert error.details == {"cap": "50000.00"}
+    assert error.details == {"cap": "50000.00", "granted": "0.00"}
     assert "¥50000.00" in error.message("en") and "¥50000.00" in error.message("zh")
     assert counts(engine) == before
     assert requests(engine) == 0
@@ -115,9 +118,102 @@ def test_the_cap_is_the_banks_parameter_and_follows_an_approved_change(
     customer = person(writer)
     set_cap(writer, 8_000_000)
     assert writer.execute(issue(customer, 8_000_000)).card.kind == "credit"
-    assert error_of(writer, issue(customer, 8_000_001)).details == {"cap": "80000.00"}
+    other = person(writer, 2)
+    assert error_of(writer, issue(other, 8_000_001)).details == {
+        "cap": "80000.00",
+        "granted": "0.00",
+    }
     set_cap(writer, 1_000_000)
-    assert error_of(writer, issue(customer, 1_000_001)).code == "CREDIT_LINE_NEEDS_APPROVAL"
+    assert error_of(writer, issue(other, 1_000_001)).code == "CREDIT_LINE_NEEDS_APPROVAL"
+    sound(engine)
+
+
+# -- the cap counts the customer's credit lines, not one card's -------------------------------
+def staff_act(writer: Writer, action: str, card: Card) -> None:
+    request = writer.execute(approvals.propose(action, {"card": card.id}, reason="r", maker=STAFF))
+    writer.execute(approvals.approve(request, checker=CHECKER))
+
+
+def test_two_lines_within_the_cap_each_but_above_it_together_refuse_the_second(
+    writer: Writer, engine: Engine
+) -> None:
+    customer = person(writer)
+    writer.execute(issue(customer, 3_000_000))
+    before = counts(engine)
+    error = error_of(writer, issue(customer, 2_000_001))
+    assert error.code == "CREDIT_LINE_NEEDS_APPROVAL"
+    assert error.details == {"cap": "50000.00", "granted": "30000.00"}
+    assert "¥30000.00" in error.message("en") and "¥30000.00" in error.message("zh")
+    assert counts(engine) == before and requests(engine) == 0
+    assert writer.execute(issue(customer, 2_000_000)).card.kind == "credit"  # up to the cap
+    assert error_of(writer, issue(customer, 1)).details["granted"] == "50000.00"
+    other = person(writer, 2)  # another customer's lines are their own
+    assert writer.execute(issue(other, CAP)).card.kind == "credit"
+    sound(engine)
+
+
+def test_two_cards_issued_in_one_batch_are_counted_one_after_the_other(
+    writer: Writer, engine: Engine
+) -> None:
+    customer = person(writer)
+    outcomes = in_one_batch(writer, [issue(customer, 3_000_000), issue(customer, 3_000_000)])
+    assert [code_of(o) for o in outcomes] == ["ok", "CREDIT_LINE_NEEDS_APPROVAL"]
+    with engine.connect() as conn:
+        assert cards.credit_granted(conn, customer) == 3_000_000
+    sound(engine)
+
+
+def test_two_cards_issued_at_once_by_two_processes_are_counted_one_after_the_other(
+    writer: Writer, engine: Engine, clock: FixedClock
+) -> None:
+    customer = person(writer)
+    [pair] = race_two_writers(writer, engine, clock, [issue(customer, 3_000_000)])
+    assert sorted(code_of(o) for o in pair) == ["CREDIT_LINE_NEEDS_APPROVAL", "ok"]
+    with engine.connect() as conn:
+        assert cards.credit_granted(conn, customer) == 3_000_000
+    sound(engine)
+
+
+def test_a_closed_cards_line_no_longer_counts(writer: Writer, engine: Engine) -> None:
+    customer = person(writer)
+    card = writer.execute(issue(customer, 4_000_000)).card
+    staff_act(writer, "card.close", card)
+    with engine.connect() as conn:
+        assert cards.credit_granted(conn, customer) == 0
+    assert writer.execute(issue(customer, 4_000_000)).card.status == "active"
+    sound(engine)
+
+
+@pytest.mark.parametrize("stopped", ["frozen", "reported_lost"])
+def test_a_frozen_or_lost_cards_line_still_counts(
+    writer: Writer, engine: Engine, stopped: str
+) -> None:
+    customer = person(writer)
+    card = writer.execute(issue(customer, 4_000_000)).card
+    if stopped == "frozen":
+        staff_act(writer, "card.freeze", card)
+    else:
+        writer.execute(
+            cards.report_lost(VAULT, customer_id=customer, card_id=card.id, channel="counter")
+        )
+    assert only_card(engine, customer).status == stopped
+    assert error_of(writer, issue(customer, 1_000_001)).details["granted"] == "40000.00"
+    sound(engine)
+
+
+def test_an_approved_line_is_issued_whatever_the_customer_holds(
+    writer: Writer, engine: Engine
+) -> None:
+    customer = person(writer)
+    writer.execute(issue(customer, 4_000_000))
+    request = propose(writer, customer, 2_000_000)
+    card = approve(writer, request)
+    assert card.kind == "credit" and line_of(engine, card) == 2_000_000
+    with engine.connect() as conn:
+        assert cards.credit_granted(conn, customer) == 6_000_000
+    assert error_of(writer, issue(customer, 1)).details == {
+        "cap": "50000.00", "granted": "60000.00",
+    }  # fmt: skip
     sound(engine)
 
 

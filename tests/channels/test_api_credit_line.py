@@ -1,5 +1,6 @@
-"""The staff API's credit cards above what one member of staff grants alone: the direct issue
-answers 403 CREDIT_LINE_NEEDS_APPROVAL and makes nothing; the line is proposed as the action
+"""The staff API's credit cards above what one member of staff grants alone (the customer's
+credit lines together, the new one included): the direct issue answers 403
+CREDIT_LINE_NEEDS_APPROVAL and makes nothing; the line is proposed as the action
 card.issue.credit and the card is issued when a checker other than the maker approves it.
 
 Every test runs on SQLite and PostgreSQL.
@@ -47,8 +48,24 @@ def test_a_line_above_the_cap_is_403_with_the_cap_and_issues_nothing(api, writer
     answer = post(api, teller, f"/customers/{person.id}/cards", body)
     assert answer.status_code == 403, answer.json()
     assert answer.json()["code"] == "CREDIT_LINE_NEEDS_APPROVAL"
-    assert answer.json()["details"] == {"cap": "50000.00"}
+    assert answer.json()["details"] == {"cap": "50000.00", "granted": "0.00"}
     assert count(engine, cards) == 0 and count(engine, approval_requests) == 0
+
+
+def test_a_second_card_within_the_cap_but_above_it_with_the_first_is_403(
+    api, writer, engine, teller
+):
+    person = customer(writer, 1)
+    path = f"/customers/{person.id}/cards"
+    first = post(api, teller, path, {"kind": "credit", "credit_line": "30000.00"}, key="k1")
+    assert first.status_code == 201, first.json()
+    english = {**teller, "Accept-Language": "en"}
+    second = post(api, english, path, {"kind": "credit", "credit_line": "30000.00"}, key="k2")
+    assert second.status_code == 403, second.json()
+    assert second.json()["code"] == "CREDIT_LINE_NEEDS_APPROVAL"
+    assert second.json()["details"] == {"cap": "50000.00", "granted": "30000.00"}
+    assert "¥30000.00" in second.json()["message"]
+    assert count(engine, cards) == 1 and count(engine, approval_requests) == 0
 
 
 def test_a_teller_proposes_a_line_and_a_supervisor_approves_it_into_a_card(

@@ -582,6 +582,8 @@ def test_staff_read_the_banks_parameters_as_the_customer_sees_them(api, me, tell
     sms = found["limits.method.sms.daily"]
     assert (sms["value"], sms["default"]) == (2_000_000, 2_000_000)
     assert "SMS" in sms["meaning"]
+    assert sms["unit"] == found["cards.credit_line.alone_max"]["unit"] == "fen"
+    assert found["complaints.due_days"]["unit"] == "days"
     shown = ok(api.get(f"{API}/me/limits", headers=me.headers))["bank_limits"]
     assert set(shown) == {name for name in found if name.startswith("limits.")}
     for name, amount in shown.items():

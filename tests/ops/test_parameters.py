@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-import ebank.limits.parameters  # noqa: F401  (defines the limits.* parameters)
+import ebank.app  # noqa: F401  (imports every domain: every parameter is defined)
 from ebank.core import audit
 from ebank.core.errors import EbankError
 from ebank.core.tables import audit_log
@@ -91,6 +91,20 @@ def test_values_reads_only_the_family_asked_for(writer: Writer, engine: Engine) 
             "limits.method.certificate.daily",
         }
         assert parameters.values(conn, "no.such.family.") == {}
+
+
+def test_every_parameter_is_an_amount_in_fen_but_the_ones_that_say_otherwise() -> None:
+    """The unit decides how the console shows and reads a value: a count left at the default
+    unit would be shown and typed as yuan, so the parameters that are not money are named."""
+    units = {p.name: p.unit for p in parameters.defined()}
+    assert {name for name, unit in units.items() if unit != parameters.Unit.FEN} == {
+        "complaints.due_days"
+    }
+    assert units[SMS_DAILY] == units["cards.credit_line.alone_max"] == parameters.Unit.FEN
+    assert parameters.definition("cards.credit_line.alone_max").money  # type: ignore[union-attr]
+    assert not parameters.definition("complaints.due_days").money  # type: ignore[union-attr]
+    assert parameters.definition("no.such.parameter") is None
+    assert parameters.definition(["limits.method.sms.daily"]) is None
 
 
 def test_defining_a_parameter_twice_or_out_of_range_is_a_programming_error() -> None:

@@ -6,9 +6,11 @@ numbers: the full number is shown once, when the card is issued, and masked ever
 Reporting a card lost is the customer's own act on any channel and takes effect at once;
 freezing, unfreezing and closing are staff actions under maker-checker.
 
-A bank caps what one person may lend: a credit line up to a bank parameter is granted by the
-member of staff at the counter alone; above it the line is proposed (`propose_credit_card`) and
-the card is issued when a second member of staff approves.
+A bank caps what one person may lend: the member of staff at the counter alone grants a credit
+card while the customer's credit lines on all their cards not closed, the new one included, stay
+within a bank parameter; above it the line is proposed (`propose_credit_card`) and the card is
+issued when a second member of staff approves. The cap counts the customer's total, not one
+card's line: five cards of ¥40,000 are ¥200,000 lent to one person.
 """
 
 import calendar
@@ -17,7 +19,7 @@ import unicodedata
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from ebank.accounts import service as accounts
 from ebank.accounts.service import luhn_digit, luhn_valid
@@ -32,6 +34,7 @@ from ebank.core.settings import get_settings
 from ebank.core.writer import Command, Tx
 from ebank.customers import service as customers
 from ebank.ledger import service as ledger
+from ebank.ledger.tables import accounts as ledger_accounts
 from ebank.ops import approvals, parameters
 
 NUMBER_PURPOSE = "cards.number"
@@ -40,7 +43,8 @@ CUSTOMER_CHANNELS = ("online", "mobile", "phone", "sms", "counter", "atm")
 VALIDITY_YEARS = 5
 CREDIT_LINE_ALONE = parameters.define(
     "cards.credit_line.alone_max", 50_000 * 100,  # ¥50,000
-    "credit card: the largest credit line, in fen, one member of staff grants alone",
+    "credit cards: the most one member of staff lends a customer alone (the credit lines of "
+    "all their cards not closed, the new one included)",
 )  # fmt: skip
 CREDIT_ACTION = "card.issue.credit"  # a line above it, under maker-checker
 
@@ -148,8 +152,10 @@ def issue_debit_card(
 
 
 def _applicant(tx: Tx, customer_id: object, credit_line: object) -> str:
-    """The customer's name, if a credit card with this line may be made for them."""
-    name: str = customers.holder(tx.conn, customer_id).name
+    """The customer's name, if a credit card with this line may be made for them. The
+    customer's row is held to the end of the transaction: a card issued at the counter and one
+    approved at the same moment are counted one after the other against the cap."""
+    name: str = customers.holder(tx.conn, customer_id, lock=True).name
     if type(credit_line) is not int or not 0 < credit_line <= MAX_MINOR:
         raise EbankError("INVALID_INPUT", reason="a credit line is a positive amount in fen")
     return name
@@ -177,21 +183,46 @@ def _credit_card(
 
 
 def credit_line_alone(conn: Connection) -> int:
-    """The largest credit line (fen) one member of staff grants alone: the bank's parameter."""
+    """The most (fen) one member of staff lends a customer alone: the bank's parameter."""
     return parameters.values(conn, CREDIT_LINE_ALONE.name)[CREDIT_LINE_ALONE.name]
+
+
+def credit_granted(conn: Connection, customer_id: int) -> int:
+    """What the bank lends a customer on cards now (fen): the credit lines of their credit cards
+    not closed. A frozen or lost card's line counts: its account can still be in debt."""
+    query = (
+        select(func.coalesce(func.sum(ledger_accounts.c.credit_line), 0))
+        .select_from(cards.join(ledger_accounts, ledger_accounts.c.id == cards.c.ledger_account_id))
+        .where(
+            cards.c.customer_id == customer_id,
+            cards.c.kind == "credit",
+            cards.c.status != CardStatus.CLOSED.value,
+        )
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def _check_alone(conn: Connection, customer_id: int, credit_line: int) -> None:
+    """CREDIT_LINE_NEEDS_APPROVAL if the customer's credit lines with this one came to more
+    than one member of staff lends alone: the one place that decides."""
+    alone = credit_line_alone(conn)
+    granted = credit_granted(conn, customer_id)
+    if granted + credit_line > alone:
+        raise EbankError(
+            "CREDIT_LINE_NEEDS_APPROVAL", cap=format_minor(alone), granted=format_minor(granted)
+        )
 
 
 def issue_credit_card(
     vault: Vault, *, customer_id: int, credit_line: int, actor: str, channel: str = "counter"
 ) -> Command[IssuedCard]:
-    """A credit card with its own ledger account, whose credit line is the card's limit; a line
-    above what one person grants alone is CREDIT_LINE_NEEDS_APPROVAL (`propose_credit_card`)."""
+    """A credit card with its own ledger account, whose credit line is the card's limit. If the
+    customer's credit lines with this one come to more than one person lends alone, it is
+    CREDIT_LINE_NEEDS_APPROVAL (`propose_credit_card`)."""
 
     def run(tx: Tx) -> IssuedCard:
         name = _applicant(tx, customer_id, credit_line)
-        alone = credit_line_alone(tx.conn)
-        if credit_line > alone:
-            raise EbankError("CREDIT_LINE_NEEDS_APPROVAL", cap=format_minor(alone))
+        _check_alone(tx.conn, customer_id, credit_line)
         return _credit_card(
             tx, vault, name=name, customer_id=customer_id, credit_line=credit_line, actor=actor,
             channel=channel,
@@ -204,7 +235,8 @@ def propose_credit_card(
     *, customer_id: int, credit_line: int, reason: str, maker: str, channel: str = "console"
 ) -> Command[int]:
     """Ask for a credit card (checked now, issued when another member of staff approves it);
-    the request's id. Any valid line may be proposed: the checker, not the cap, decides."""
+    the request's id. Any valid line may be proposed, and the approved card is issued whatever
+    the customer already holds: the checker, not the cap, decides."""
     params = {"customer": customer_id, "credit_line": credit_line}
     return approvals.propose(CREDIT_ACTION, params, reason=reason, maker=maker, channel=channel)
 
@@ -382,8 +414,9 @@ def _credit_proposed(tx: Tx, params: dict[str, Any]) -> str:
 
 
 def _credit_approved(tx: Tx, params: dict[str, Any], checker: str, vault: Vault) -> Card:
-    """The card, issued in the checker's name: masked, as no customer stands at this counter
-    to be told its full number."""
+    """The card, issued in the checker's name and without the cap (the checker weighed the
+    customer's other lines): masked, as no customer stands at this counter to be told its full
+    number."""
     customer_id, line = params["customer"], params["credit_line"]
     name = _applicant(tx, customer_id, line)
     issued = _credit_card(tx, vault, name=name, customer_id=customer_id, credit_line=line,

@@ -595,12 +595,15 @@ CATALOGUE: dict[str, ErrorKind] = {
         "You have had as many text-message codes today as we can send: please try again "
         "tomorrow, or call the bank",
     ),
-    # A credit line above what one member of staff grants alone (cards.issue_credit_card):
-    # proposed instead (action card.issue.credit), the card is issued when a second approves.
+    # A customer's credit lines, the new card's included, above what one member of staff
+    # grants alone (cards.issue_credit_card): proposed instead (action card.issue.credit), the
+    # card is issued when a second approves. `granted` is what the customer's cards hold now.
     "CREDIT_LINE_NEEDS_APPROVAL": ErrorKind(
         403,
-        "信用额度超过单人可授予的 ¥{cap}，请提交另一名员工审批",
-        "A credit line above ¥{cap} needs a second member of staff: submit it for approval",
+        "该客户现有信用卡额度 ¥{granted}，加上本卡将超过单人可授予的合计 ¥{cap}，"
+        "请提交另一名员工审批",
+        "The customer's credit lines (¥{granted} now) with this one would come to more than "
+        "¥{cap}, which needs a second member of staff: submit it for approval",
     ),
     "NOT_FOUND": ErrorKind(404, "请求的地址不存在", "No such address"),
     "METHOD_NOT_ALLOWED": ErrorKind(

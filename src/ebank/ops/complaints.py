@@ -49,7 +49,10 @@ LIVE = ("open", "in_progress")  # the statuses a due date still binds
 DESCRIPTION_LIMIT = 2000
 NOTE_LIMIT = 1000
 DUE_DAYS = parameters.define(
-    "complaints.due_days", 15, "complaints: days from opening a ticket to its due date"
+    "complaints.due_days",
+    15,
+    "complaints: days from opening a ticket to its due date",
+    unit=parameters.Unit.DAYS,
 )
 
 

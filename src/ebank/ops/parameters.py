@@ -1,11 +1,14 @@
 """Bank parameters: the numbers a bank sets (limits, thresholds), as data with defaults in code.
 
-A domain declares each parameter it reads with its default and what it means (`define`). The
-default holds until staff change it: a change is a maker-checker action ("parameter.set"), so one
-person proposes a value and another approves it, and both steps are audited.
+A domain declares each parameter it reads with its default, what it means and its unit
+(`define`). The default holds until staff change it: a change is a maker-checker action
+("parameter.set"), so one person proposes a value and another approves it, and both steps are
+audited. The unit tells the channels how to show and read a value: an amount in fen is shown
+and typed in yuan, whatever the parameter is called.
 """
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -16,8 +19,13 @@ from ebank.core.writer import Tx
 from ebank.ops import approvals
 from ebank.ops.tables import bank_parameters
 
-# A value is an integer: an amount in fen, a count, a number of seconds. Far above any real one.
+# A value is an integer in its parameter's unit. Far above any real one.
 MAX_VALUE = 10**15
+
+
+class Unit(StrEnum):
+    FEN = "fen"  # an amount of CNY: shown and typed in yuan
+    DAYS = "days"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,22 +33,33 @@ class Parameter:
     name: str
     default: int
     meaning: str  # what it is, for the staff console and the docs
+    unit: Unit
+
+    @property
+    def money(self) -> bool:
+        return self.unit == Unit.FEN
 
 
 _DEFINED: dict[str, Parameter] = {}
 
 
-def define(name: str, default: int, meaning: str) -> Parameter:
+def define(name: str, default: int, meaning: str, *, unit: Unit = Unit.FEN) -> Parameter:
+    """Declare a parameter. Most a bank sets are amounts, so the unit is fen unless told."""
     if name in _DEFINED:
         raise ValueError(f"parameter {name} is already defined")
     if not 0 <= default <= MAX_VALUE:
         raise ValueError(f"parameter {name} has a default out of range")
-    _DEFINED[name] = parameter = Parameter(name, default, meaning)
+    _DEFINED[name] = parameter = Parameter(name, default, meaning, Unit(unit))
     return parameter
 
 
 def defined() -> list[Parameter]:
     return sorted(_DEFINED.values(), key=lambda p: p.name)
+
+
+def definition(name: object) -> Parameter | None:
+    """The parameter called `name`; None if there is none (a forged or stale form's name)."""
+    return _DEFINED.get(name) if isinstance(name, str) else None
 
 
 def values(conn: Connection, prefix: str) -> dict[str, int]:

@@ -16,6 +16,8 @@ from tests.channels.web.console_support import console_login
 from tests.channels.web.support import csrf_of
 
 LIMIT = "limits.self_enrolled.daily"
+CREDIT_CAP = "cards.credit_line.alone_max"
+DUE_DAYS = "complaints.due_days"
 
 
 def _count(engine: Engine, table: object) -> int:
@@ -178,3 +180,35 @@ def test_a_fee_plan_is_proposed_as_a_percentage_and_made_when_another_approves_i
         row = conn.execute(select(fee_plans).where(fee_plans.c.code == "B2C-018")).one()
     assert (row.rate_ppm, row.fixed, row.maximum) == (1800, 0, 5000)
     assert row.created_by == f"staff:{checker}"
+
+
+def _row(page: str, name: str) -> str:
+    """The settings table's row of one parameter."""
+    found = re.search(rf'<tr>\s*<td[^>]*class="code">{re.escape(name)}</td>.*?</tr>', page, re.S)
+    assert found, f"no row for {name}"
+    return found.group(0)
+
+
+def test_every_amount_is_shown_and_proposed_in_yuan_by_its_unit_and_a_count_as_a_number(
+    api: TestClient, writer: Writer, engine: Engine
+) -> None:
+    member(writer, "teller1", "teller")
+    pages = console_login(api, "teller1")
+    settings = pages.get("/console/settings").text
+    cap = _row(settings, CREDIT_CAP)
+    assert cap.count("¥50,000.00") == 2 and "5000000" not in cap  # now and the default
+    due = _row(settings, DUE_DAYS)
+    assert ">15</td>" in due and "¥" not in due
+    done = pages.submit("/console/settings", "/console/settings/parameters",
+                        parameter=CREDIT_CAP, value="80,000.01", reason="授信政策调整")  # fmt: skip
+    assert done.status_code == 200 and "审批" in done.text
+    bad = pages.submit("/console/settings", "/console/settings/parameters", parameter=DUE_DAYS,
+                       value="20.5", reason="监管新规")  # fmt: skip
+    assert bad.status_code == 400 and 'id="value-error"' in bad.text
+    pages.submit("/console/settings", "/console/settings/parameters", parameter=DUE_DAYS,
+                 value="20", reason="监管新规")  # fmt: skip
+    with engine.connect() as conn:
+        proposed = [a.params for a in approvals.pending(conn)]
+    assert proposed == [{"name": CREDIT_CAP, "value": 8_000_001}, {"name": DUE_DAYS, "value": 20}]
+    queue = pages.get("/console/approvals").text
+    assert "¥80,000.01" in queue and "8000001" not in queue and "¥0.20" not in queue

@@ -1,7 +1,8 @@
 """The counter's credit card form above what one member of staff grants alone: the page says
-the cap, refuses to issue above it beside the line, and submits such a line for approval with a
-reason; the approvals queue shows it in yuan, and the card is issued when a supervisor (never
-the teller who proposed it) approves it."""
+the cap and what the customer's cards hold now, refuses to issue above it (the customer's lines
+together) beside the line, and submits such a line for approval with a reason; the approvals
+queue shows it in yuan, and the card is issued when a supervisor (never the teller who
+proposed it) approves it."""
 
 import re
 
@@ -78,3 +79,21 @@ def test_a_line_above_the_cap_is_submitted_for_approval_and_issued_when_a_superv
         assert approvals.get(conn, waiting.id).status == "approved"
     assert card.kind == "credit" and line == 8_000_000
     assert card.masked in supervisor.get(page).text
+
+
+def test_a_second_card_that_brings_the_customers_lines_above_the_cap_is_refused_beside_the_line(
+    api: TestClient, writer: Writer, engine: Engine
+) -> None:
+    person = customer(writer, 1, token=False)
+    member(writer, "teller1", "teller")
+    pages = console_login(api, "teller1")
+    page = f"/console/counter/customers/{person.id}"
+    issued = pages.submit(page, f"{page}/credit-cards", credit_line="30,000",
+                          key=_key(pages, page))  # fmt: skip
+    assert issued.status_code == 200 and issued.url.path == page
+    assert "（现有¥30,000.00）" in pages.get(page).text
+    refused = pages.submit(page, f"{page}/credit-cards", credit_line="30,000",
+                           key=_key(pages, page))  # fmt: skip
+    assert refused.status_code == 403 and 'id="credit_line-error"' in refused.text
+    assert "¥30000.00" in refused.text and "¥50000.00" in refused.text
+    assert _cards(engine) == 1

@@ -2,10 +2,14 @@
 
 Messages are in Chinese unless the caller's Accept-Language prefers English. A fault that is
 not an `EbankError` is a bug: the caller gets a bare 500 with the request id to quote, and the
-traceback goes to the log, never into the response.
+traceback goes to the log, never into the response. A 429 says in `Retry-After` when to ask
+again (RFC 9110 §10.2.3), so that a client can wait rather than hammer.
 """
 
 import logging
+import math
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ebank.core.clock import business_date, business_day_bounds
 from ebank.core.errors import EbankError
 
 log = logging.getLogger(__name__)
@@ -53,10 +58,29 @@ def language_of(request: Request) -> str:
     return pick_language(request.headers.get("accept-language"))
 
 
+def until_next_business_day(_error: EbankError, now: datetime) -> int:
+    """Seconds from `now` to the next business day's start (midnight, Asia/Shanghai), when a
+    daily cap starts again."""
+    _start, end = business_day_bounds(business_date(now))
+    return math.ceil((end - now).total_seconds())
+
+
+# The seconds to wait before asking again, for each code answered 429 (every one: the catalogue
+# test holds this to it), from the error and the app's clock.
+RETRY_AFTER: dict[str, Callable[[EbankError, datetime], int]] = {
+    "CODE_TOO_SOON": lambda error, _now: int(error.details["seconds"]),
+    "CODE_DAILY_LIMIT": until_next_business_day,
+}
+
+
 async def ebank_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, EbankError)
     body = jsonable_encoder(exc.to_dict(language_of(request)))
-    return JSONResponse(body, status_code=exc.status)
+    wait = RETRY_AFTER.get(exc.code)
+    headers = (
+        None if wait is None else {"Retry-After": str(wait(exc, request.app.state.clock.now()))}
+    )
+    return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:

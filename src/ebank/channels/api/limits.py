@@ -271,9 +271,10 @@ async def cancel_enrolment(
 
 class ParameterOut(BaseModel):
     name: str
-    value: int = Field(description="fen for amounts, else a count or seconds")
+    value: int = Field(description="an integer in the parameter's unit")
     default: int
     meaning: str
+    unit: parameters.Unit = Field(description="fen (an amount of CNY) or days")
 
 
 class ParametersOut(BaseModel):
@@ -283,7 +284,8 @@ class ParametersOut(BaseModel):
 def _parameters(conn: Connection) -> ParametersOut:
     now = parameters.values(conn, "")
     return ParametersOut(parameters=[
-        ParameterOut(name=p.name, value=now[p.name], default=p.default, meaning=p.meaning)
+        ParameterOut(name=p.name, value=now[p.name], default=p.default, meaning=p.meaning,
+                     unit=p.unit)
         for p in parameters.defined()
     ])  # fmt: skip
 

@@ -236,9 +236,11 @@ async def issue_card(
     key: IdempotencyKey,
 ) -> IssuedCardOut:  # fmt: skip
     """A debit card on one of the customer's demand accounts, or a credit card with its limit.
-    The answer holds the full card number, once; a replay of it returns the same. A credit line
+    The answer holds the full card number, once; a replay of it returns the same. A credit card
+    that would bring the customer's credit lines (on their cards not closed, this one included)
     above what one member of staff grants alone (the parameter cards.credit_line.alone_max) is
-    403 `CREDIT_LINE_NEEDS_APPROVAL`: propose it as card.issue.credit (POST /approvals)."""
+    403 `CREDIT_LINE_NEEDS_APPROVAL` with `details.cap` and `details.granted` (what the
+    customer's cards hold now): propose it as card.issue.credit (POST /approvals)."""
     vault = vault_of(request)
     if isinstance(body, IssueDebitCardIn):
         command = cards.issue_debit_card(
@@ -314,8 +316,9 @@ async def propose(
     integer}, see GET /api/v1/staff/parameters); gateway.fee_plan.add ({"code", "name",
     "rate_ppm", "fixed", "minimum", "maximum"}, amounts in fen, maximum null for none; plans
     never change once made); card.issue.credit ({"customer": id, "credit_line": fen}, a credit
-    card whose line is above what one member of staff grants alone: issued on approval, its
-    number masked in every answer).
+    card that would bring the customer's credit lines above what one member of staff grants
+    alone: issued on approval whatever the customer holds then, its number masked in every
+    answer).
     """
     command = approvals.propose(body.action, body.params, reason=body.reason, maker=me.actor)
     return await _create(

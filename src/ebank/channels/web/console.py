@@ -42,7 +42,7 @@ from ebank.core.writer import Command
 from ebank.customers import service as customers
 from ebank.customers.models import CustomerView, Kind
 from ebank.gateway import fees
-from ebank.ops import approvals, staff
+from ebank.ops import approvals, parameters, staff
 from ebank.risk import cases
 from ebank.security import service as security
 from ebank.security import sessions
@@ -450,10 +450,9 @@ define("console_approval_status", {
 })  # fmt: skip
 
 
-LIMIT_AMOUNTS = "limits."  # the parameters that are amounts in fen (limits/parameters.py)
 # How the params of an action show: amounts in fen in yuan, rates in ppm as a percentage, a
-# credential in words (a limit's change is added by `details`: whether its value is money
-# depends on the parameter's name).
+# credential in words (a parameter's change is added by `details`: whether its value is money
+# is the parameter's unit).
 SHOWN_AS = {
     fees.PLAN_ACTION: {"fixed": "money", "minimum": "money", "maximum": "money",
                        "rate_ppm": "percent"},
@@ -475,8 +474,10 @@ class Detail:
 def details(approval: approvals.Approval) -> list[Detail]:
     params = approval.params
     kinds = dict(SHOWN_AS.get(approval.action, {}))
-    if approval.action == "parameter.set" and str(params.get("name")).startswith(LIMIT_AMOUNTS):
-        kinds["value"] = "money"
+    if approval.action == "parameter.set":
+        changed = parameters.definition(params.get("name"))
+        if changed is not None and changed.money:
+            kinds["value"] = "money"
     shown = []
     for name, value in sorted(params.items()):
         kind = kinds.get(name, "text")

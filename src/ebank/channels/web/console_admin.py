@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from ebank.channels.api.common import ObjectId, read, write
 from ebank.channels.web.area import missing, required, typed_amount, typed_id, typed_percent
-from ebank.channels.web.console import CONSOLE, LIMIT_AMOUNTS, OnDuty, holds, requires
+from ebank.channels.web.console import CONSOLE, OnDuty, holds, requires
 from ebank.channels.web.i18n import _
 from ebank.channels.web.words import N_, define, term
 from ebank.core.clock import business_date
@@ -282,7 +282,7 @@ async def _settings_page(me: OnDuty, **context: Any) -> Response:
     context.setdefault("values", {})
     return me.render(
         "console/admin/settings.html", parameters=parameters.defined(), now=now, plans=plans,
-        amounts=LIMIT_AMOUNTS, can_propose=holds(me, *staff.MAKERS), **context,
+        can_propose=holds(me, *staff.MAKERS), **context,
     )  # fmt: skip
 
 
@@ -294,11 +294,13 @@ async def settings(request: Request) -> Response:
 
 
 def _parameter_value(name: str, text: str) -> int:
-    """What staff typed for a parameter: yuan for the limits, a whole number otherwise."""
+    """What staff typed for a parameter: yuan for an amount (read exactly into fen), a whole
+    number otherwise."""
     text = text.strip()
     if not text:
         raise missing("value", _("New value"))
-    if name.startswith(LIMIT_AMOUNTS):
+    changed = parameters.definition(name)
+    if changed is not None and changed.money:
         return typed_amount(text, "value")
     if not (text.isascii() and text.isdigit()) or len(text) > 16:
         raise EbankError("INVALID_INPUT", field="value", reason="a whole number")

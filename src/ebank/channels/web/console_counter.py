@@ -222,7 +222,8 @@ class CounterFile:
     cards: list[Card]
     enrolments: list[Enrolled]
     operators: list[Operator]  # an enterprise's corporate-banking logins
-    credit_line_alone: int  # the largest credit line (fen) one member of staff grants alone
+    credit_line_alone: int  # the most (fen) one member of staff lends a customer alone
+    credit_granted: int  # what the customer's credit cards not closed hold now (fen)
 
 
 def _file(conn: Connection, vault: Any, customer_id: int) -> CounterFile:
@@ -235,7 +236,7 @@ def _file(conn: Connection, vault: Any, customer_id: int) -> CounterFile:
     team = operators.of_enterprise(conn, customer_id) if customer.kind == Kind.ENTERPRISE else []
     return CounterFile(
         customer, accounts.accounts_of(conn, customer_id), cards.cards_of(conn, customer_id),
-        enrolled, team, cards.credit_line_alone(conn),
+        enrolled, team, cards.credit_line_alone(conn), cards.credit_granted(conn, customer_id),
     )  # fmt: skip
 
 
@@ -323,8 +324,9 @@ def _credit_line(form: dict[str, str]) -> int:
 
 @router.post("/counter/customers/{customer_id}/credit-cards", name="console_counter_credit_card")
 async def issue_credit_card(request: Request, customer_id: ObjectId) -> Response:
-    """Issued at once up to what one member of staff grants alone; a line above it is refused
-    beside the field, and the form's other button proposes it instead."""
+    """Issued at once while the customer's credit lines with this one stay within what one
+    member of staff grants alone; above it the line is refused beside the field, and the
+    form's other button proposes it instead."""
 
     def act(me: OnDuty, form: dict[str, str]) -> Command[str]:
         line = _credit_line(form)
