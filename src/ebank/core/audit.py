@@ -32,33 +32,65 @@ def record_hash(prev_hash: str, row: dict[str, Any]) -> str:
 
 
 class AuditTrail(BufferedRows):
-    """Records chained to the last one at flush, so it writes them its own way."""
+    """Records chained to the last one at flush, so it writes them its own way. The chain's
+    head is read once a batch (locked on PostgreSQL until the commit) and written once, at
+    the batch's end, rather than at every command's flush."""
 
     order = 90  # last: the chain head stays locked for as short a time as possible
+
     table = audit_log
+
+    def __init__(self, tx: Tx) -> None:
+        super().__init__(tx)
+        self.head: tuple[int, str] | None = None  # (last id, its hash), once read
+        self.stored: tuple[int, str] | None = None  # the head as the database has it
+        self._head_before: tuple[int, str] | None = None
+
+    def begin_command(self) -> None:
+        super().begin_command()
+        self._head_before = self.head
+
+    def rollback_command(self) -> None:
+        super().rollback_command()
+        # Rows this command flushed went with its savepoint; the chain goes back with them.
+        self.head = self._head_before
 
     def flush(self) -> None:
         if not self.pending:
             return
-        conn = self.tx.raw
-        query = select(audit_head.c.last_id, audit_head.c.hash).where(audit_head.c.id == 1)
-        head = conn.execute(query if self.tx.sqlite else query.with_for_update()).first()
-        last_id, prev = (head[0], head[1]) if head else (0, GENESIS)
+        if self.head is None:
+            query = _HEAD if self.tx.sqlite else _HEAD_LOCKED
+            row = self.tx.raw.execute(query).first()
+            self.stored = None if row is None else (row[0], row[1])
+            self.head = self.stored or (0, GENESIS)
+        last_id, prev = self.head
         rows = []
         for row in self.pending:
             last_id += 1
             row = {**row, "id": last_id, "prev_hash": prev}
             row["hash"] = prev = record_hash(row["prev_hash"], row)
             rows.append(row)
-        conn.execute(audit_log.insert(), rows)
-        if head:
-            conn.execute(
-                audit_head.update().where(audit_head.c.id == 1).values(last_id=last_id, hash=prev)
-            )
-        else:
-            conn.execute(audit_head.insert().values(id=1, last_id=last_id, hash=prev))
+        self.tx.raw.execute(audit_log.insert(), rows)
+        self.head = (last_id, prev)
         self.pending.clear()
         self._mark = 0
+
+    def finish(self) -> None:
+        if self.head is None or self.head == self.stored:
+            return
+        last_id, last_hash = self.head
+        if self.stored is None:
+            self.tx.raw.execute(
+                audit_head.insert(), {"id": 1, "last_id": last_id, "hash": last_hash}
+            )
+        else:
+            self.tx.raw.execute(_MOVE_HEAD, {"last_id": last_id, "hash": last_hash})
+        self.stored = self.head
+
+
+_HEAD = select(audit_head.c.last_id, audit_head.c.hash).where(audit_head.c.id == 1)
+_HEAD_LOCKED = _HEAD.with_for_update()
+_MOVE_HEAD = audit_head.update().where(audit_head.c.id == 1)
 
 
 def record(

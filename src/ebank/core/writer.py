@@ -128,6 +128,10 @@ class Participant:
     def flush(self) -> None:
         """Write buffered rows through `self.tx.raw`."""
 
+    def finish(self) -> None:
+        """Write what is kept for the whole batch, after its last command (once, not at each
+        command's flush)."""
+
 
 class BufferedRows(Participant):
     """A participant that appends rows to one table: buffered by `add`, dropped with a failed
@@ -221,6 +225,12 @@ class Tx:
     def flush(self) -> None:
         for part in self._flush_order:
             part.flush()
+
+    def finish(self) -> None:
+        """The batch's last writes, before its commit."""
+        self.flush()
+        for part in self._flush_order:
+            part.finish()
 
     def _touch(self, part: Participant) -> None:
         if part not in self._touched:
@@ -463,7 +473,7 @@ class Writer:
                     kept = _replay_value(job.outcome[1])
                     if kept is not None:
                         keys.remember(idem, kept)
-            tx.flush()
+            tx.finish()
             keys.flush()
         self.batches += 1
         self.commands += len(batch)
