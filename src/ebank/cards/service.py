@@ -19,7 +19,7 @@ import unicodedata
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from ebank.accounts import service as accounts
 from ebank.accounts.service import luhn_digit, luhn_valid
@@ -371,13 +371,13 @@ def cards_of(conn: Connection, customer_id: int) -> list[Card]:
 def get_card(conn: Connection, card_id: int, *, customer_id: int | None = None) -> Card:
     """A card by id; given `customer_id`, only that customer's (someone else's answers
     CARD_NOT_FOUND, as none does)."""
-    where = cards.c.id == card_id
-    if customer_id is not None:
-        where &= cards.c.customer_id == customer_id
-    row = conn.execute(select(cards).where(where)).mappings().first()
-    if row is None:
+    row = conn.execute(_BY_ID, {"card_id": card_id}).mappings().first()
+    if row is None or customer_id not in (None, row["customer_id"]):
         raise EbankError("CARD_NOT_FOUND")
     return _view(row)
+
+
+_BY_ID = select(cards).where(cards.c.id == bindparam("card_id"))  # every card payment's
 
 
 # -- staff actions under maker-checker: params name the card by id, never by number -----------

@@ -40,6 +40,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # Reads run on the app's worker threads (up to 40 at once): keep their connections
+        # rather than open, configure and close one per request past the default five.
+        if parsed.database not in (None, "", ":memory:"):
+            kwargs.setdefault("pool_size", 16)
+            kwargs.setdefault("max_overflow", 32)
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         _configure_sqlite(engine)
         return engine

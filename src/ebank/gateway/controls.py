@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, bindparam, select
 
 from ebank.cards import service as cards
 from ebank.core import audit
@@ -48,16 +48,21 @@ class Controls:
     updated_at: datetime | None  # None: never changed
 
 
+# Built once: every payment reads both.
+_SETTINGS = select(online_payment_settings).where(
+    online_payment_settings.c.customer_id == bindparam("customer_id")
+)
+_CARD_ENABLED = select(card_online_settings.c.enabled).where(
+    card_online_settings.c.card_id == bindparam("card_id")
+)
+
+
 def settings_row(conn: Connection, customer_id: int) -> Any:
-    return conn.execute(
-        select(online_payment_settings).where(online_payment_settings.c.customer_id == customer_id)
-    ).first()
+    return conn.execute(_SETTINGS, {"customer_id": customer_id}).first()
 
 
 def card_allowed(conn: Connection, card_id: int) -> bool:
-    row = conn.execute(
-        select(card_online_settings.c.enabled).where(card_online_settings.c.card_id == card_id)
-    ).first()
+    row = conn.execute(_CARD_ENABLED, {"card_id": card_id}).first()
     return row is None or bool(row.enabled)
 
 

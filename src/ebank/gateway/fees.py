@@ -13,7 +13,7 @@ A new plan is a bank parameter like the limits: one member of staff proposes it
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from ebank.core import audit
 from ebank.core.errors import EbankError, checked_text
@@ -57,8 +57,11 @@ def _view(row: Any) -> FeePlan:
     return FeePlan(row.code, row.name, row.rate_ppm, row.fixed, row.minimum, row.maximum)
 
 
+_PLAN = select(fee_plans).where(fee_plans.c.code == bindparam("code"))  # every payment's fee
+
+
 def plan(conn: Connection, code: str) -> FeePlan:
-    row = conn.execute(select(fee_plans).where(fee_plans.c.code == code)).first()
+    row = conn.execute(_PLAN, {"code": code}).first()
     if row is None:
         raise EbankError("FEE_PLAN_NOT_FOUND", code=str(code)[:24])
     return _view(row)

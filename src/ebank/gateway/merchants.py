@@ -12,7 +12,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from ebank.accounts import service as accounts
 from ebank.core import audit
@@ -72,25 +72,32 @@ def _key_view(row: Any) -> MerchantKey:
     )  # fmt: skip
 
 
-def _one(conn: Connection, where: Any, *, lock: bool = False) -> Merchant:
-    query = select(merchants).where(where)
-    row = conn.execute(query.with_for_update() if lock else query).first()
+# Built once: every order and every signed request looks its merchant up.
+_BY = {
+    column: select(merchants).where(merchants.c[column] == bindparam("value"))
+    for column in ("id", "merchant_no", "customer_id")
+}
+_BY_ID_LOCKED = _BY["id"].with_for_update()
+
+
+def _one(conn: Connection, query: Any, value: object) -> Merchant:
+    row = conn.execute(query, {"value": value}).first()
     if row is None:
         raise EbankError("MERCHANT_NOT_FOUND")
     return _view(row)
 
 
 def get(conn: Connection, merchant_id: int, *, lock: bool = False) -> Merchant:
-    return _one(conn, merchants.c.id == merchant_id, lock=lock)
+    return _one(conn, _BY_ID_LOCKED if lock else _BY["id"], merchant_id)
 
 
 def by_number(conn: Connection, merchant_no: str) -> Merchant:
-    return _one(conn, merchants.c.merchant_no == merchant_no)
+    return _one(conn, _BY["merchant_no"], merchant_no)
 
 
 def of_enterprise(conn: Connection, customer_id: int) -> Merchant:
     """The merchant an enterprise is (its operators' portal); MERCHANT_NOT_FOUND if none."""
-    return _one(conn, merchants.c.customer_id == customer_id)
+    return _one(conn, _BY["customer_id"], customer_id)
 
 
 def listing(conn: Connection, *, limit: int = 200) -> list[Merchant]:
@@ -251,14 +258,17 @@ def revoke_key(*, merchant_id: int, key_id: int, actor: str, channel: str) -> Co
 
 def current_key(conn: Connection, merchant_id: int) -> MerchantKey | None:
     """The key that verifies the merchant's requests: its newest unrevoked one."""
-    k = merchant_keys.c
-    row = conn.execute(
-        select(merchant_keys)
-        .where(k.merchant_id == merchant_id, k.revoked_at.is_(None))
-        .order_by(k.id.desc())
-        .limit(1)
-    ).first()
+    row = conn.execute(_CURRENT_KEY, {"merchant_id": merchant_id}).first()
     return None if row is None else _key_view(row)
+
+
+_CURRENT_KEY = (
+    select(merchant_keys)
+    .where(merchant_keys.c.merchant_id == bindparam("merchant_id"))
+    .where(merchant_keys.c.revoked_at.is_(None))
+    .order_by(merchant_keys.c.id.desc())
+    .limit(1)
+)
 
 
 def keys_of(conn: Connection, merchant_id: int) -> list[MerchantKey]:

@@ -132,10 +132,9 @@ def announce(
         raise EbankError("INVALID_INPUT", reason="a notice has a notify URL and a JSON object")
     number = tx.new_id(notices.name)
     tx.conn.execute(
-        notices.insert().values(
-            id=number, merchant_id=merchant_id, order_id=order_id, type=event_type,
-            created_at=tx.now, event_id=None,
-        )
+        notices.insert(),
+        dict(id=number, merchant_id=merchant_id, order_id=order_id, type=event_type,
+             created_at=tx.now, event_id=None),
     )  # fmt: skip
     payload = {
         "id": notice_id(number, tx.now), "kind": event_type, "expires_at": None,

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, bindparam, func, select
 
 from ebank.accounts import service as accounts
 from ebank.cards import service as cards
@@ -83,9 +83,22 @@ def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
 
 
-def _row(conn: Connection, where: Any, *, lock: bool = False) -> Any:
-    query = select(orders).where(where)
-    row = conn.execute(query.with_for_update() if lock else query).first()
+def _lookup(*columns: str) -> tuple[Select[Any], Select[Any]]:
+    """An order by `columns`, built once: as read, and locked for a change."""
+    query = select(orders).where(*(orders.c[c] == bindparam(c) for c in columns))
+    return query, query.with_for_update()
+
+
+_BY_ID = _lookup("id")
+_BY_TRADE_NO = _lookup("trade_no")
+_BY_TOKEN = _lookup("pay_token_hash")
+_BY_MERCHANT = _lookup("merchant_id", "out_trade_no")
+_UPDATE = orders.update().where(orders.c.id == bindparam("order_id"))
+
+
+def _row(conn: Connection, lookup: tuple[Select[Any], Select[Any]], *, lock: bool = False,
+         **values: object) -> Any:  # fmt: skip
+    row = conn.execute(lookup[lock], values).first()
     if row is None:
         raise EbankError("ORDER_NOT_FOUND")
     return row
@@ -99,8 +112,8 @@ def get(conn: Connection, *, merchant_id: int, out_trade_no: str) -> OrderView:
     """A merchant's order by its own number; someone else's is not found."""
     if not isinstance(out_trade_no, str):
         raise EbankError("ORDER_NOT_FOUND")
-    where = (orders.c.merchant_id == merchant_id) & (orders.c.out_trade_no == out_trade_no)
-    return view_of(conn, _row(conn, where))
+    return view_of(conn, _row(conn, _BY_MERCHANT, merchant_id=merchant_id,
+                              out_trade_no=out_trade_no))  # fmt: skip
 
 
 def by_trade_no(
@@ -109,12 +122,10 @@ def by_trade_no(
 ) -> OrderView:  # fmt: skip
     """An order by the bank's number; given `merchant_id`, only that merchant's, given
     `buyer_id`, only that buyer's (another's is not found)."""
-    where = orders.c.trade_no == trade_no
-    if merchant_id is not None:
-        where &= orders.c.merchant_id == merchant_id
-    if buyer_id is not None:
-        where &= orders.c.buyer_id == buyer_id
-    return view_of(conn, _row(conn, where))
+    row = _row(conn, _BY_TRADE_NO, trade_no=trade_no)
+    if merchant_id not in (None, row.merchant_id) or buyer_id not in (None, row.buyer_id):
+        raise EbankError("ORDER_NOT_FOUND")
+    return view_of(conn, row)
 
 
 def public(view: OrderView) -> dict[str, Any]:
@@ -146,7 +157,7 @@ def _digest(token: str) -> str:
 def _by_token(conn: Connection, token: object, *, lock: bool = False) -> Any:
     if not isinstance(token, str) or not 0 < len(token) <= 128:
         raise EbankError("ORDER_NOT_FOUND")
-    return _row(conn, orders.c.pay_token_hash == _digest(token), lock=lock)
+    return _row(conn, _BY_TOKEN, lock=lock, pay_token_hash=_digest(token))
 
 
 def checkout(conn: Connection, token: str) -> Checkout:
@@ -218,13 +229,8 @@ def _change(
     """Move an order on: its columns, its event, the merchant's notice (unless the caller
     sends its own). The new view."""
     values = {"status": status, "updated_at": tx.now, **columns}
-    tx.conn.execute(orders.update().where(orders.c.id == row.id).values(values))
-    tx.conn.execute(
-        order_events.insert().values(
-            order_id=row.id, status=status, what=what, actor=actor,
-            detail=json.dumps(detail or {}, sort_keys=True, ensure_ascii=False), at=tx.now,
-        )
-    )  # fmt: skip
+    tx.conn.execute(_UPDATE, {**values, "order_id": row.id})
+    _event(tx, row.id, status, what, actor, detail)
     view = _view(SimpleNamespace(**{**row._asdict(), **values}), merchant.merchant_no)
     if announce:
         notices.announce(
@@ -233,6 +239,16 @@ def _change(
             event_type=f"order.{what}", data=public(view),
         )  # fmt: skip
     return view
+
+
+def _event(tx: Tx, order_id: int, status: str, what: str, actor: str,
+           detail: dict[str, Any] | None) -> None:  # fmt: skip
+    detail_text = "{}" if not detail else json.dumps(detail, sort_keys=True, ensure_ascii=False)
+    tx.conn.execute(
+        order_events.insert(),
+        {"order_id": order_id, "status": status, "what": what, "actor": actor,
+         "detail": detail_text, "at": tx.now},
+    )  # fmt: skip
 
 
 def refunded_back(conn: Connection, order_id: int, *, source: str | None = None) -> int:
@@ -265,11 +281,12 @@ def record_movement(
     in real time."""
     movement_id = tx.new_id("gateway_movements")
     tx.conn.execute(
-        movements.insert().values(
+        movements.insert(),
+        dict(
             id=movement_id, order_id=row.id, merchant_id=merchant.id, kind=kind, amount=amount,
             fee=fee, refund_id=refund_id, source=source, capture_no=capture_no,
-            entry_id=entry_id, business_date=business_date(tx.now), at=tx.now,
-        )
+            entry_id=entry_id, business_date=tx.business_day, at=tx.now,
+        ),
     )  # fmt: skip
     settlement.realtime(tx, merchant, movement_id)
     return movement_id
@@ -331,8 +348,9 @@ def create(vault: Vault, request: OrderRequest, *, actor: str = "api") -> Comman
         if merchant.status != "active":
             raise EbankError("MERCHANT_SUSPENDED")
         asked = fingerprint(**asdict(r))
-        where = (orders.c.merchant_id == merchant.id) & (orders.c.out_trade_no == r.out_trade_no)
-        found = tx.conn.execute(select(orders).where(where)).first()
+        found = tx.conn.execute(
+            _BY_MERCHANT[0], {"merchant_id": merchant.id, "out_trade_no": r.out_trade_no}
+        ).first()
         if found is not None:
             if found.request_hash != asked:
                 raise EbankError("ORDER_CONFLICT")
@@ -350,13 +368,8 @@ def create(vault: Vault, request: OrderRequest, *, actor: str = "api") -> Comman
             channel=None, method=None, hold_id=None, paid_at=None, release_at=None,
             paid_amount=0, refunded_amount=0, created_at=tx.now, updated_at=tx.now,
         )  # fmt: skip
-        tx.conn.execute(orders.insert().values(values))
-        tx.conn.execute(
-            order_events.insert().values(
-                order_id=order_id, status="created", what="created", actor=actor,
-                detail="{}", at=tx.now,
-            )
-        )  # fmt: skip
+        tx.conn.execute(orders.insert(), values)
+        _event(tx, order_id, "created", "created", actor, None)
         return _view(SimpleNamespace(**values), merchant.merchant_no)
 
     return Command(run)
@@ -365,8 +378,8 @@ def create(vault: Vault, request: OrderRequest, *, actor: str = "api") -> Comman
 def merchant_order(tx: Tx, merchant_id: int, out_trade_no: object) -> tuple[Any, Merchant]:
     if not isinstance(out_trade_no, str):
         raise EbankError("ORDER_NOT_FOUND")
-    where = (orders.c.merchant_id == merchant_id) & (orders.c.out_trade_no == out_trade_no)
-    row = _row(tx.conn, where, lock=True)
+    row = _row(tx.conn, _BY_MERCHANT, lock=True, merchant_id=merchant_id,
+               out_trade_no=out_trade_no)  # fmt: skip
     return row, merchants.get(tx.conn, merchant_id)
 
 
@@ -478,11 +491,13 @@ def _related(conn: Connection, buyer_id: int, merchant: Merchant) -> bool:
     """Whether the buyer is the merchant itself or shares its contact number (self-dealing)."""
     if buyer_id == merchant.customer_id:
         return True
-    phones = conn.execute(
-        select(customers.c.id, customers.c.mobile_hash)
-        .where(customers.c.id.in_((buyer_id, merchant.customer_id)))
-    ).all()  # fmt: skip
+    phones = conn.execute(_PHONES, {"buyer": buyer_id, "merchant": merchant.customer_id}).all()
     return len({mobile for _, mobile in phones}) == 1
+
+
+_PHONES = select(customers.c.id, customers.c.mobile_hash).where(
+    customers.c.id.in_((bindparam("buyer"), bindparam("merchant")))
+)
 
 
 def pay(vault: Vault, payment: Payment, origin: Origin = BANK_RUN) -> Command[Checked[OrderView]]:
@@ -597,7 +612,7 @@ def _release(tx: Tx, row: Any, merchant: Merchant, actor: str, what: str) -> Ord
 def _buyer_order(tx: Tx, customer_id: int, trade_no: object) -> tuple[Any, Merchant]:
     if not isinstance(trade_no, str):
         raise EbankError("ORDER_NOT_FOUND")
-    row = _row(tx.conn, orders.c.trade_no == trade_no, lock=True)
+    row = _row(tx.conn, _BY_TRADE_NO, lock=True, trade_no=trade_no)
     if row.buyer_id != customer_id:
         raise EbankError("ORDER_NOT_FOUND")  # someone else's: as if it did not exist
     return row, merchants.get(tx.conn, row.merchant_id)
@@ -649,7 +664,7 @@ def decide_dispute(
             raise EbankError("INVALID_INPUT", reason="an outcome is release or refund")
         if not isinstance(trade_no, str):
             raise EbankError("ORDER_NOT_FOUND")
-        row = _row(tx.conn, orders.c.trade_no == trade_no, lock=True)
+        row = _row(tx.conn, _BY_TRADE_NO, lock=True, trade_no=trade_no)
         if row.status != "disputed":
             raise refusal(row, "decide")
         merchant = merchants.get(tx.conn, row.merchant_id)
@@ -752,7 +767,7 @@ def sweep(*, limit: int = SWEEP) -> Command[int]:
         for status, column in (("created", orders.c.expires_at), ("held", orders.c.release_at),
                                ("authorised", orders.c.release_at)):  # fmt: skip
             for order_id in _due(tx.conn, status, column, tx.now, limit):
-                row = _row(tx.conn, orders.c.id == order_id, lock=True)
+                row = _row(tx.conn, _BY_ID, lock=True, id=order_id)
                 if row.status != status:
                     continue
                 merchant = merchants.get(tx.conn, row.merchant_id)

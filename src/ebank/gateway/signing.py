@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import Connection, delete, insert, select, tuple_
+from sqlalchemy import Connection, bindparam, delete, select, tuple_
 
 from ebank.core.clock import as_utc
 from ebank.core.errors import EbankError
@@ -203,17 +203,19 @@ def remember_nonce(merchant_id: int, nonce: str) -> Command[None]:
     again and it finds that row)."""
 
     def run(tx: Tx) -> None:
-        n = request_nonces.c
-        seen = tx.conn.execute(
-            select(n.nonce).where(n.merchant_id == merchant_id, n.nonce == nonce)
-        ).first()
-        if seen is not None:
+        key = {"merchant_id": merchant_id, "nonce": nonce}
+        if tx.conn.execute(_SEEN, key).first() is not None:
             raise EbankError("NONCE_REUSED")
-        tx.conn.execute(
-            insert(request_nonces).values(merchant_id=merchant_id, nonce=nonce, seen_at=tx.now)
-        )
+        tx.conn.execute(request_nonces.insert(), {**key, "seen_at": tx.now})
 
     return Command(run)
+
+
+# Built once: every signed request records its nonce.
+_SEEN = select(request_nonces.c.nonce).where(
+    request_nonces.c.merchant_id == bindparam("merchant_id"),
+    request_nonces.c.nonce == bindparam("nonce"),
+)
 
 
 def purge_nonces(tx: Tx, *, older_than: datetime, limit: int) -> int:

@@ -255,6 +255,8 @@ class LedgerBatch(Participant):
 
     # -- writing ------------------------------------------------------------------------
     def flush(self) -> None:
+        if not self._unwritten():
+            return  # the usual case: every command's SQL asks for a flush first
         conn = self.tx.raw
         if self.new_accounts:
             now = self.tx.now
@@ -284,6 +286,13 @@ class LedgerBatch(Participant):
         self.posted.clear()
         self.reversed_here.clear()
         self._marks = (0, 0, 0, 0, 0)
+
+    def _unwritten(self) -> bool:
+        return bool(
+            self.new_accounts or self.new_holds or self.entries or self.postings
+            or self.hold_events or self.dirty_accounts or self.dirty_holds or self.posted
+            or self.reversed_here
+        )  # fmt: skip
 
 
 _INSERT_HOLD = BulkWrite(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from ebank.core import audit
 from ebank.core.crypto import Vault, mask_name
@@ -94,24 +94,28 @@ class NoticeTargets(Participant):
     def _load(self, ids: set[int]) -> None:
         if not ids:
             return
-        c, p = customers, notice_preferences
-        rows = self.tx.raw.execute(
-            select(
-                c.c.id,
-                c.c.mobile_sealed != "",
-                p.c.movement_sms,
-                p.c.movement_threshold,
-                p.c.locale,
-                p.c.email_sealed,
-                p.c.email_masked,
-            )
-            .select_from(c.outerjoin(p, p.c.customer_id == c.c.id))
-            .where(c.c.id.in_(sorted(ids)))
-        )
+        rows = self.tx.raw.execute(_TARGETS, {"ids": sorted(ids)})
         self.known.update(dict.fromkeys(ids))
         for customer_id, mobile, sms, threshold, locale, sealed, masked in rows:
             chosen = Preferences() if sms is None else Preferences(sms, threshold, locale, masked)
             self.known[customer_id] = _Target(bool(mobile), chosen, sealed)
+
+
+_TARGETS = (
+    select(
+        customers.c.id,
+        customers.c.mobile_sealed != "",
+        notice_preferences.c.movement_sms,
+        notice_preferences.c.movement_threshold,
+        notice_preferences.c.locale,
+        notice_preferences.c.email_sealed,
+        notice_preferences.c.email_masked,
+    )
+    .select_from(
+        customers.outerjoin(notice_preferences, notice_preferences.c.customer_id == customers.c.id)
+    )
+    .where(customers.c.id.in_(bindparam("ids", expanding=True)))
+)
 
 
 def prefetch(customer_id: int) -> tuple[type[Participant], int]:

@@ -14,6 +14,7 @@ until staff unlock it. The verdict of the last attempts before a lock warns how 
 and whether the coming lock is the permanent one.
 """
 
+import functools
 import hashlib
 import hmac
 import json
@@ -28,7 +29,7 @@ from typing import Any, Generic, TypeVar
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Engine, Select, Table, select
+from sqlalchemy import Connection, Engine, Select, Table, bindparam, select
 
 from ebank.core import audit
 from ebank.core.clock import BUSINESS_TZ, as_utc, business_day_bounds
@@ -307,10 +308,20 @@ def _credential(conn: Connection, customer_id: int, kind: str, *, lock: bool = T
     if type(customer_id) is not int:
         raise EbankError("INVALID_INPUT", reason="a customer id is an integer")
     # Locked: concurrent attempts on one credential count one after another.
-    query = select(credentials).where(
-        credentials.c.customer_id == customer_id, credentials.c.kind == kind
-    )
-    return conn.execute(query.with_for_update() if lock else query).mappings().first()
+    query = _CREDENTIAL_LOCKED if lock else _CREDENTIAL
+    return conn.execute(query, {"customer_id": customer_id, "kind": kind}).mappings().first()
+
+
+_CREDENTIAL = select(credentials).where(
+    credentials.c.customer_id == bindparam("customer_id"), credentials.c.kind == bindparam("kind")
+)
+_CREDENTIAL_LOCKED = _CREDENTIAL.with_for_update()
+
+
+@functools.cache
+def _counting(table: Table) -> Any:
+    """The update of a credential-like row's counting columns, built once per table."""
+    return table.update().where(table.c.id == bindparam("row_id"))
 
 
 def _attempt(
@@ -327,35 +338,30 @@ def _attempt(
     locked_until = row["locked_until"] and as_utc(row["locked_until"])
     if locked_until is not None and locked_until > tx.now:
         return Verdict(False, locked_until=locked_until)
-    where = table.update().where(table.c.id == row["id"])
     if ok and not settle:
         return Verdict(True)
+
+    def counted(**values: Any) -> None:
+        tx.conn.execute(_counting(table), {**values, "updated_at": tx.now, "row_id": row["id"]})
+
     if ok:
         # Success ends the run of failures, and with it the way to a permanent lock.
-        tx.conn.execute(
-            where.values(failures=0, locks=0, locked_until=None, updated_at=tx.now, **extra)
-        )
+        counted(failures=0, locks=0, locked_until=None, **extra)
         return Verdict(True)
     failures = row["failures"] + 1
     next_is_permanent = row["locks"] + 1 >= settings.auth_locks_before_permanent
     if failures < settings.auth_max_failures:
-        tx.conn.execute(where.values(failures=failures, updated_at=tx.now))
+        counted(failures=failures)
         return Verdict(
             False,
             attempts_left=settings.auth_max_failures - failures,
             next_lock_permanent=next_is_permanent,
         )
     if next_is_permanent:
-        tx.conn.execute(
-            where.values(
-                failures=0, locks=row["locks"] + 1, permanently_locked=True, updated_at=tx.now
-            )
-        )
+        counted(failures=0, locks=row["locks"] + 1, permanently_locked=True)
         return Verdict(False, permanent=True)
     until = tx.now + timedelta(minutes=settings.auth_lock_minutes)
-    tx.conn.execute(
-        where.values(failures=0, locks=row["locks"] + 1, locked_until=until, updated_at=tx.now)
-    )
+    counted(failures=0, locks=row["locks"] + 1, locked_until=until)
     return Verdict(False, locked_until=until)
 
 
