@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Engine, func, select
 
 from ebank.accounts import service as accounts
-from ebank.bench.ledger import on_database
+from ebank.bench.ledger import database_arguments, on_database
 from ebank.bench.payments import _id_number
 from ebank.cards import service as cards
 from ebank.core.crypto import Vault
@@ -82,8 +82,7 @@ NOTICES_WAIT = 60.0  # seconds without a new notice before the rest count as los
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--url", help="an existing, empty PostgreSQL database to use")
+    database_arguments(parser)
     parser.add_argument("--flows", type=int, default=2_000)
     parser.add_argument("--buyers", type=int, default=500)
     parser.add_argument("--merchants", type=int, default=4)

@@ -29,9 +29,14 @@ FUNDING = 10**10  # fen per account: ¥100 million, so random transfers never ru
 SETUP_CHUNK = 1000
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def database_arguments(parser: argparse.ArgumentParser) -> None:
+    """--db and --url, which every scenario takes: what `on_database` reads."""
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--url", help="an existing, empty PostgreSQL database to use")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    database_arguments(parser)
     parser.add_argument("--transfers", type=int, default=200_000)
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--submitters", type=int, default=256)

@@ -20,7 +20,7 @@ import pyotp
 from sqlalchemy import Engine, func, select
 
 from ebank.accounts import service as accounts
-from ebank.bench.ledger import on_database
+from ebank.bench.ledger import database_arguments, on_database
 from ebank.core.clock import FixedClock
 from ebank.core.crypto import Vault
 from ebank.core.tables import outbox_events
@@ -44,8 +44,7 @@ START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--url", help="an existing, empty PostgreSQL database to use")
+    database_arguments(parser)
     parser.add_argument("--transfers", type=int, default=50_000)
     parser.add_argument("--customers", type=int, default=5_000)
     parser.add_argument("--submitters", type=int, default=256)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 
 from ebank.accounts import service as accounts
-from ebank.bench.ledger import on_database
+from ebank.bench.ledger import database_arguments, on_database
 from ebank.bench.payments import _id_number
 from ebank.core.clock import BUSINESS_TZ, FixedClock
 from ebank.core.crypto import Vault
@@ -45,8 +45,7 @@ OTHER_BANK = "999200000025"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--url", help="an existing, empty PostgreSQL database to use")
+    database_arguments(parser)
     parser.add_argument("--customers", type=int, default=2_000)
     parser.add_argument("--events", type=int, default=50_000, help="normal events in the day")
     parser.add_argument("--frauds", type=int, default=20, help="scenarios of each typology")

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from ebank.bench.ledger import FUNDING, on_database, setup_accounts
+from ebank.bench.ledger import FUNDING, database_arguments, on_database, setup_accounts
 from ebank.core.clock import SystemClock, business_date
 from ebank.core.db import is_sqlite, sqlite_time
 from ebank.core.writer import KEY_ROWS, Writer, fingerprint
@@ -26,8 +26,7 @@ from ebank.ledger.tables import entries
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--url", help="an existing, empty PostgreSQL database to use")
+    database_arguments(parser)
     parser.add_argument("--transfers", type=int, default=200_000)
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=256, help="transfers per commit")
