@@ -269,6 +269,18 @@ def test_fifth_failure_locks_for_an_hour_even_against_the_right_password(
     assert attempt(writer, customer, "login_password", PASSWORD) == Verdict(True)
 
 
+def test_a_lock_says_the_seconds_it_has_left_rounded_up(writer, clock, customer, fast_hashing):
+    with_secret(writer, customer)
+    fifth = wrong_times(writer, customer, "login_password", 5)[-1]
+    assert fifth.locked_until is not None
+    assert raised(fifth).details == {"until": fifth.locked_until.isoformat(), "seconds": 3600}
+    clock.advance(HOUR - timedelta(seconds=1.5))
+    refused = attempt(writer, customer, "login_password", PASSWORD)
+    assert raised(refused).details["seconds"] == 2  # 1.5 s left: never a second too few
+    clock.advance(timedelta(seconds=2))
+    assert attempt(writer, customer, "login_password", PASSWORD) == Verdict(True)
+
+
 def test_the_third_lock_is_permanent_and_survives_time(writer, clock, customer, fast_hashing):
     with_secret(writer, customer, "transaction_pin")
     for _ in range(2):

@@ -135,10 +135,11 @@ def test_the_eleventh_code_of_a_business_day_is_refused_until_the_next(
         clock.advance(MINUTE)
     refused = fails(writer, issue(customer, "login"), "CODE_DAILY_LIMIT")  # every purpose
     assert "明天" in refused.message("zh") and "tomorrow" in refused.message("en")
+    assert refused.details == {"seconds": 15 * 3600 + 50 * 60}  # from 08:10 to midnight
     assert len(code_rows(engine, customer)) == 10
-    clock.set(next_business_day(clock) - timedelta(seconds=1))  # 23:59:59 in Shanghai
-    fails(writer, issue(customer), "CODE_DAILY_LIMIT")
-    clock.advance(timedelta(seconds=1))
+    clock.set(next_business_day(clock) - timedelta(seconds=0.25))  # 23:59:59.75 in Shanghai
+    assert fails(writer, issue(customer), "CODE_DAILY_LIMIT").details == {"seconds": 1}
+    clock.advance(timedelta(seconds=0.25))
     assert writer.execute(issue(customer)).id > 0
 
 
@@ -192,7 +193,9 @@ def test_once_the_days_guesses_are_spent_even_the_right_code_fails_until_tomorro
     refused = use_code(writer, customer, code, purpose="payee")
     assert not refused.ok
     assert refused.locked_until == next_business_day(clock)
-    assert raised(refused).code == "CREDENTIAL_LOCKED"
+    locked = raised(refused)
+    assert locked.code == "CREDENTIAL_LOCKED"
+    assert locked.details["seconds"] == 13 * 3600 + 59 * 60  # from 10:01 to midnight
     assert code_rows(engine, customer)[-1]["attempts"] == 2  # the refusal counted nothing
 
     clock.set(next_business_day(clock))

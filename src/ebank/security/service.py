@@ -68,6 +68,7 @@ class Verdict:
     ok: bool
     attempts_left: int | None = None  # before the next lock, when a failure counted
     locked_until: datetime | None = None
+    locked_seconds: int | None = None  # from the check to `locked_until`, rounded up
     permanent: bool = False
     next_lock_permanent: bool = False
 
@@ -79,12 +80,29 @@ def require(verdict: Verdict) -> None:
     if verdict.permanent:
         raise EbankError("CREDENTIAL_LOCKED_PERMANENTLY")
     if verdict.locked_until is not None:
-        raise EbankError("CREDENTIAL_LOCKED", until=verdict.locked_until.isoformat())
+        raise EbankError(
+            "CREDENTIAL_LOCKED",
+            until=verdict.locked_until.isoformat(),
+            seconds=verdict.locked_seconds,
+        )
     left = verdict.attempts_left
     if left is not None and left <= WARN_WHEN_LEFT:
         code = "AUTH_FAILED_FINAL_WARNING" if verdict.next_lock_permanent else "AUTH_FAILED_WARNING"
         raise EbankError(code, attempts_left=left)
     raise EbankError("AUTH_FAILED")
+
+
+def _seconds_until(now: datetime, moment: datetime) -> int:
+    """Whole seconds from `now` to a later `moment`, rounded up: what an error refusing until
+    then carries in `seconds` (the API's Retry-After); a caller who waits that long is never
+    early."""
+    return math.ceil((moment - now).total_seconds())
+
+
+def _locked(tx: Tx, until: datetime) -> Verdict:
+    """A verdict locked until `until`, with the seconds left by the transaction's clock: the
+    answer is raised after the commit, where no clock of the check is at hand."""
+    return Verdict(False, locked_until=until, locked_seconds=_seconds_until(tx.now, until))
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +355,7 @@ def _attempt(
         return Verdict(False, permanent=True)
     locked_until = row["locked_until"] and as_utc(row["locked_until"])
     if locked_until is not None and locked_until > tx.now:
-        return Verdict(False, locked_until=locked_until)
+        return _locked(tx, locked_until)
     if ok and not settle:
         return Verdict(True)
 
@@ -362,7 +380,7 @@ def _attempt(
         return Verdict(False, permanent=True)
     until = tx.now + timedelta(minutes=settings.auth_lock_minutes)
     counted(failures=0, locks=row["locks"] + 1, locked_until=until)
-    return Verdict(False, locked_until=until)
+    return _locked(tx, until)
 
 
 Load = Callable[[Connection, bool], Any]  # (conn, lock) -> a credential-like row, or None
@@ -558,9 +576,11 @@ def _wrong_guesses(rows: list[Any]) -> int:
 def _may_send(tx: Tx, customer_id: int, purpose: str) -> None:
     """Refuse a code past the business day's caps (codes, and wrong guesses at them: no code
     can pass once those are spent), or sooner than the interval after the last one for the
-    same purpose. The caller holds the customer's row: concurrent sends count one by one."""
+    same purpose; either refusal says in `seconds` when a code could be sent, by the
+    transaction's clock. The caller holds the customer's row: concurrent sends count one by
+    one."""
     settings = get_settings()
-    start, _end = business_day_bounds(tx.business_day)
+    start, end = business_day_bounds(tx.business_day)
     interval = timedelta(seconds=settings.sms_code_resend_seconds)
     rows = list(tx.conn.execute(codes_since(customer_id, min(start, tx.now - interval))))
     today = [row for row in rows if as_utc(row.created_at) >= start]
@@ -568,11 +588,10 @@ def _may_send(tx: Tx, customer_id: int, purpose: str) -> None:
         len(today) >= settings.sms_codes_per_day
         or _wrong_guesses(today) >= settings.sms_code_failures_per_day
     ):
-        raise EbankError("CODE_DAILY_LIMIT")
+        raise EbankError("CODE_DAILY_LIMIT", seconds=_seconds_until(tx.now, end))
     last = max((as_utc(r.created_at) for r in rows if r.purpose == purpose), default=None)
     if last is not None and tx.now - last < interval:
-        wait = (interval - (tx.now - last)).total_seconds()
-        raise EbankError("CODE_TOO_SOON", seconds=math.ceil(wait))
+        raise EbankError("CODE_TOO_SOON", seconds=_seconds_until(tx.now, last + interval))
 
 
 def issue_code(
@@ -649,7 +668,7 @@ def check_code(
         today = list(tx.conn.execute(codes_since(customer_id, start)))
         day_left = get_settings().sms_code_failures_per_day - _wrong_guesses(today)
         if day_left <= 0:
-            return audited(tx, customer_id, "sms_code", "sms", Verdict(False, locked_until=end))
+            return audited(tx, customer_id, "sms_code", "sms", _locked(tx, end))
         row = (
             tx.conn.execute(
                 select(one_time_codes)

@@ -2,14 +2,12 @@
 
 Messages are in Chinese unless the caller's Accept-Language prefers English. A fault that is
 not an `EbankError` is a bug: the caller gets a bare 500 with the request id to quote, and the
-traceback goes to the log, never into the response. A 429 says in `Retry-After` when to ask
-again (RFC 9110 §10.2.3), so that a client can wait rather than hammer.
+traceback goes to the log, never into the response. A 423, 429 or 503 whose wait the domain
+knows (`details.seconds`) says it in `Retry-After` (RFC 9110 §10.2.3), so that a client can wait
+rather than hammer.
 """
 
 import logging
-import math
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,7 +16,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ebank.core.clock import business_date, business_day_bounds
 from ebank.core.errors import EbankError
 
 log = logging.getLogger(__name__)
@@ -58,28 +55,16 @@ def language_of(request: Request) -> str:
     return pick_language(request.headers.get("accept-language"))
 
 
-def until_next_business_day(_error: EbankError, now: datetime) -> int:
-    """Seconds from `now` to the next business day's start (midnight, Asia/Shanghai), when a
-    daily cap starts again."""
-    _start, end = business_day_bounds(business_date(now))
-    return math.ceil((end - now).total_seconds())
-
-
-# The seconds to wait before asking again, for each code answered 429 (every one: the catalogue
-# test holds this to it), from the error and the app's clock.
-RETRY_AFTER: dict[str, Callable[[EbankError, datetime], int]] = {
-    "CODE_TOO_SOON": lambda error, _now: int(error.details["seconds"]),
-    "CODE_DAILY_LIMIT": until_next_business_day,
-}
+# The answers that mean "not now": the domain puts the seconds to wait in `details.seconds`
+# where it knows them, and the header repeats them for clients and proxies.
+WAIT_STATUSES = frozenset({423, 429, 503})
 
 
 async def ebank_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, EbankError)
     body = jsonable_encoder(exc.to_dict(language_of(request)))
-    wait = RETRY_AFTER.get(exc.code)
-    headers = (
-        None if wait is None else {"Retry-After": str(wait(exc, request.app.state.clock.now()))}
-    )
+    seconds = exc.details.get("seconds") if exc.status in WAIT_STATUSES else None
+    headers = None if seconds is None else {"Retry-After": str(seconds)}
     return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
