@@ -2,12 +2,13 @@
 
 from types import ModuleType
 
-from ebank.bench import gateway, ledger, payments, risk, storage
+from ebank.bench import gateway, gateway_floor, ledger, payments, risk, storage
 
 SCENARIOS: dict[str, ModuleType] = {
     "ledger": ledger,
     "payments": payments,
     "risk": risk,
     "gateway": gateway,
+    "gateway-floor": gateway_floor,
     "storage": storage,
 }

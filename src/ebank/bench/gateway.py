@@ -1,14 +1,16 @@
 """`ebank bench gateway`: merchant orders created over the signed HTTP API, paid by buyers
 with their PIN, and the merchant told over HTTP: create -> pay -> notify, end to end.
 
-The app is served for real by uvicorn on a loopback port, in a thread of this process, so the
-buyers' payments go to its writer as the pay page's would; the notice delivery loop runs
-beside it. Merchants' servers are asyncio tasks that sign each request with the SDK's
-`Signer` and check the gateway's signature on each answer. A receiver in a process of its own
+The app is served for real by uvicorn on a loopback port, in a thread of this process, with
+the notice delivery loop beside it; the buyers' payments go to its writer as the pay page's
+would. The merchants' servers run in a process of their own, as they would on their own
+machines: each signs its create request with the SDK's `Signer`, checks the gateway's
+signature on the answer, and hands the order to its buyer here. A receiver in another process
 stands for the merchants' notify URL: it checks each notice's signature, answers "success"
 and notes when the notice arrived. A flow's latency runs from its create request being
 signed to the receiver getting its `order.paid`; the rate is flows over the wall time from
-the first request to the last notice.
+the first request to the last notice. Each process's CPU time per flow is reported, to set
+against `ebank bench gateway-floor`.
 
 A payment always checks the buyer's transaction PIN, hashed as the bank hashes PINs
 (`security.HASHERS`, argon2id at a PIN's cost).
@@ -18,6 +20,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import random
 import socket
 import threading
@@ -27,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Pipe
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -171,8 +175,9 @@ def _listening() -> socket.socket:
 
 
 @contextmanager
-def _receiver() -> Iterator[str]:
-    """A receiver process started (spawned: this process has threads); its base URL."""
+def _receiver() -> Iterator[tuple[str, int]]:
+    """A receiver process started (spawned: this process has threads); its base URL and
+    process id."""
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
     process = context.Process(
@@ -182,7 +187,7 @@ def _receiver() -> Iterator[str]:
     try:
         if not ours.poll(60):
             raise SystemExit("the notice receiver did not start")
-        yield f"http://127.0.0.1:{ours.recv()}"
+        yield f"http://127.0.0.1:{ours.recv()}", process.pid
     finally:
         process.terminate()
         process.join(10)
@@ -191,7 +196,8 @@ def _receiver() -> Iterator[str]:
 @contextmanager
 def _served(engine: Engine, writer: Writer, vault: Vault) -> Iterator[tuple[str, int]]:
     """The app under uvicorn on a free loopback port, in a thread, with the notice delivery
-    loop running; its host and port."""
+    loop beside it on the app's writer (a worker process of its own would wait on SQLite's
+    write lock, see docs/performance.md); its host and port."""
     import uvicorn  # here, not above: every `ebank` command imports the bench scenarios
 
     from ebank.app import create_app
@@ -218,6 +224,12 @@ def _served(engine: Engine, writer: Writer, vault: Vault) -> Iterator[tuple[str,
         sock.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU time a live process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # -- the bank, its merchants and buyers -------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class _Merchant:
@@ -238,14 +250,13 @@ class _Buyer:
     card_id: int
 
 
-def _new_signer() -> Signer:
-    """A fresh RSA-2048 key pair, as a merchant makes one for its gateway API."""
+def _new_private_key() -> str:
+    """A fresh RSA-2048 private key (PKCS#8 PEM), as a merchant makes one for its gateway API."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
+    return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()  # fmt: skip
-    return Signer("RSA2", pem)
 
 
 def _sign_up(vault: Vault, n: int, public_key: str) -> Command[str]:
@@ -273,12 +284,14 @@ def _sign_up(vault: Vault, n: int, public_key: str) -> Command[str]:
     return Command(run)
 
 
-def _setup_merchants(writer: Writer, vault: Vault, count: int) -> list[_Merchant]:
+def _setup_merchants(writer: Writer, vault: Vault, count: int) -> list[tuple[str, str]]:
+    """Merchants signed up, each with a fresh key: their numbers and private keys."""
     writer.execute(Command(fees.ensure_plans))
     made = []
     for n in range(1, count + 1):
-        signer = _new_signer()
-        made.append(_Merchant(writer.execute(_sign_up(vault, n, signer.public_key)), signer))
+        private = _new_private_key()
+        public = Signer("RSA2", private).public_key
+        made.append((writer.execute(_sign_up(vault, n, public)), private))
     return made
 
 
@@ -373,6 +386,14 @@ class _Connection:
             self.streams = None
 
 
+def _order_body(out_trade_no: str, amount: int, notify_url: str) -> bytes:
+    """The body of a merchant's create-order request."""
+    return json.dumps({
+        "out_trade_no": out_trade_no, "amount": format_minor(amount, "CNY"), "subject": "压测商品",
+        "return_url": "https://shop.example/return", "notify_url": notify_url,
+    }, ensure_ascii=False).encode()  # fmt: skip
+
+
 async def _create(http: _Connection, merchant: _Merchant, body: bytes) -> str:
     """Create an order as the merchant's server does (checking the gateway's signature on
     the answer); the pay token from its pay link."""
@@ -392,53 +413,136 @@ async def _create(http: _Connection, merchant: _Merchant, body: bytes) -> str:
     return str(answer["pay_url"].rsplit("/", 1)[1])
 
 
-async def _load(
-    writer: Writer, vault: Vault, app: tuple[str, int], notify_url: str, people: list[_Buyer],
-    shops: list[_Merchant], args: argparse.Namespace,
-) -> _Flows:  # fmt: skip
+_Made = tuple[int, str, str, int, float, float]
+"""An order a merchant made: flow number, out_trade_no, pay token, amount, when its create
+request was signed and when the signed answer was checked (monotonic clock)."""
+
+
+def _merchants(
+    pipe: Pipe, app: tuple[str, int], shops: list[tuple[str, str]], notify_url: str,
+    args: argparse.Namespace,
+) -> None:  # fmt: skip
+    """The merchants' process: `args.submitters` servers of the (number, private key) `shops`,
+    each keeping one flow in flight. Each signs a create request on its kept connection, sends
+    the order made up `pipe` (a `_Made`) for its buyer to pay, and makes the next once the
+    pipe answers that order's out_trade_no (paid or refused). Last, it sends what the gateway
+    refused and the process's CPU seconds."""
+    signed = [_Merchant(number, Signer("RSA2", pem)) for number, pem in shops]
     rng = random.Random(args.seed)  # noqa: S311 (a workload, not a secret)
-    flows = _Flows()
     numbers = iter(range(args.flows))
     highest = _largest_amount(args)
+    refused: Counter[str] = Counter()
+
+    waiting: dict[str, asyncio.Future[None]] = {}
+
+    def answered() -> None:
+        while pipe.poll():
+            waiting.pop(pipe.recv()).set_result(None)
 
     async def submitter() -> None:
         http = _Connection(*app)
         try:
-            await flows_of(http)
+            for n in numbers:
+                out_trade_no, amount = f"B{n:09d}", rng.randint(LEAST, highest)
+                body = _order_body(out_trade_no, amount, notify_url)
+                started = time.monotonic()
+                try:
+                    token = await _create(http, signed[n % len(signed)], body)
+                except _Refused as refusal:
+                    refused[str(refusal)] += 1
+                    continue
+                waiting[out_trade_no] = asyncio.get_running_loop().create_future()
+                pipe.send((n, out_trade_no, token, amount, started, time.monotonic()))
+                await waiting[out_trade_no]
         finally:
             http.close()
 
-    async def flows_of(http: _Connection) -> None:
-        for n in numbers:
-            out_trade_no, amount = f"B{n:09d}", rng.randint(LEAST, highest)
-            buyer = people[n % len(people)]
-            body = json.dumps({
-                "out_trade_no": out_trade_no, "amount": format_minor(amount, "CNY"),
-                "subject": "压测商品", "return_url": "https://shop.example/return",
-                "notify_url": notify_url,
-            }, ensure_ascii=False).encode()  # fmt: skip
-            flows.started[out_trade_no] = time.monotonic()
-            try:
-                token = await _create(http, shops[n % len(shops)], body)
-                flows.created[out_trade_no] = time.monotonic()
-                payment = Payment(token=token, customer_id=buyer.customer_id, channel="online",
-                                  card_id=buyer.card_id, pin=PIN)  # fmt: skip
-                (await writer.run(orders.pay(vault, payment))).value()
-            except (_Refused, EbankError) as refusal:
-                flows.refused[str(getattr(refusal, "code", refusal))] += 1
-                continue
+    async def load() -> None:
+        asyncio.get_running_loop().add_reader(pipe.fileno(), answered)
+        await asyncio.gather(*(submitter() for _ in range(args.submitters)))
+
+    asyncio.run(load())
+    pipe.send((refused, time.process_time()))
+
+
+@contextmanager
+def _merchants_running(
+    app: tuple[str, int], shops: list[tuple[str, str]], notify_url: str,
+    args: argparse.Namespace,
+) -> Iterator[tuple[Pipe, multiprocessing.process.BaseProcess]]:  # fmt: skip
+    """The merchants' process started (spawned); our end of the pipe their orders come up (and
+    answers go down), and the process."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    process = context.Process(
+        target=_merchants, args=(theirs, app, shops, notify_url, args), daemon=True
+    )
+    process.start()
+    try:
+        yield ours, process
+    finally:
+        process.join(10)
+        if process.is_alive():
+            process.terminate()
+
+
+async def _load(
+    writer: Writer, vault: Vault, app: tuple[str, int], notify_url: str, people: list[_Buyer],
+    shops: list[tuple[str, str]], args: argparse.Namespace,
+) -> tuple[_Flows, float]:  # fmt: skip
+    """The merchants make orders in their process; here each order's buyer pays it as it
+    comes, through the app's writer, as the pay page would. What happened, and the merchants'
+    CPU seconds."""
+    flows = _Flows()
+    loop = asyncio.get_running_loop()
+    finished: asyncio.Future[tuple[Counter[str], float]] = loop.create_future()
+    paying: set[asyncio.Task[None]] = set()
+
+    async def pay(n: int, out_trade_no: str, token: str, amount: int, started: float,
+                  created: float) -> None:  # fmt: skip
+        flows.started[out_trade_no], flows.created[out_trade_no] = started, created
+        buyer = people[n % len(people)]
+        payment = Payment(token=token, customer_id=buyer.customer_id, channel="online",
+                          card_id=buyer.card_id, pin=PIN)  # fmt: skip
+        try:
+            (await writer.run(orders.pay(vault, payment))).value()
+        except EbankError as refusal:
+            flows.refused[refusal.code] += 1
+        else:
             flows.paid[out_trade_no] = time.monotonic()
             flows.amounts[out_trade_no] = amount
+        pipe.send(out_trade_no)  # the merchant's server may go on to its next order
 
-    async def progress() -> None:
-        while True:
-            await asyncio.sleep(1)
-            print(f"  {len(flows.paid)} / {args.flows} paid", flush=True)
+    with _merchants_running(app, shops, notify_url, args) as (pipe, process):
 
-    reporter = asyncio.create_task(progress())
-    await asyncio.gather(*(submitter() for _ in range(args.submitters)))
-    reporter.cancel()
-    return flows
+        def arrived() -> None:
+            while pipe.poll():
+                message = pipe.recv()
+                if len(message) == 2:  # the merchants are done
+                    loop.remove_reader(pipe.fileno())
+                    finished.set_result(message)
+                    return
+                task = loop.create_task(pay(*message))
+                paying.add(task)
+                task.add_done_callback(paying.discard)
+
+        async def progress() -> None:
+            while True:
+                await asyncio.sleep(1)
+                if not process.is_alive() and not finished.done():
+                    finished.set_exception(SystemExit("the merchants' process failed"))
+                print(f"  {len(flows.paid)} / {args.flows} paid", flush=True)
+
+        loop.add_reader(pipe.fileno(), arrived)
+        reporter = asyncio.create_task(progress())
+        try:
+            refused, merchants_cpu = await finished
+            while paying:
+                await asyncio.gather(*paying)
+        finally:
+            reporter.cancel()
+    flows.refused.update(refused)
+    return flows, merchants_cpu
 
 
 def _arrivals(receiver_url: str, expected: int) -> list[_Arrival]:
@@ -476,25 +580,38 @@ def _bench(engine: Engine, args: argparse.Namespace) -> str:
               "...", flush=True)  # fmt: skip
         shops = _setup_merchants(writer, vault, args.merchants)
         people = _setup_buyers(writer, vault, args.buyers)
-        with _receiver() as receiver_url, _served(engine, writer, vault) as app:
+        with _receiver() as (receiver_url, receiver), _served(engine, writer, vault) as app:
             print(f"running {args.flows} flows (create -> pay -> notify) from "
                   f"{args.submitters} submitters ...", flush=True)  # fmt: skip
             batches, commands = writer.batches, writer.commands
-            flows = asyncio.run(
+            before = (time.process_time(), cpu_seconds(receiver))
+            flows, merchants_cpu = asyncio.run(
                 _load(writer, vault, app, f"{receiver_url}/notify", people, shops, args)
             )
             arrivals = _arrivals(receiver_url, len(flows.paid))
+            used = {
+                "bank": time.process_time() - before[0],
+                "merchants": merchants_cpu,
+                "receiver": cpu_seconds(receiver) - before[1],
+            }
             batches, commands = writer.batches - batches, writer.commands - commands
     finally:
         writer.close()
     print(f"  {commands} writer commands in {batches} batches "
           f"(avg {commands / max(batches, 1):.0f})", flush=True)  # fmt: skip
-    return _report(engine, args, flows, arrivals)
+    return _report(engine, args, flows, arrivals, used)
+
+
+def cpu_per_flow(used: dict[str, float], flows: int) -> float:
+    """Print the CPU each process took per flow; the total, in milliseconds."""
+    each = {name: seconds * 1000 / flows for name, seconds in used.items()}
+    print("  CPU per flow: " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in each.items()))
+    return sum(each.values())
 
 
 def _report(
     engine: Engine, args: argparse.Namespace, flows: _Flows,
-    arrivals: list[_Arrival],
+    arrivals: list[_Arrival], used: dict[str, float],
 ) -> str:  # fmt: skip
     """Check that every flow was paid and notified and the books hold; the RESULT line."""
     print("verifying ...", flush=True)
@@ -542,7 +659,9 @@ def _report(
     print(f"{args.flows} flows in {elapsed:.2f}s: every order paid and notified "
           f"({duplicates} duplicate notices, {retried} failed attempts), "
           "merchant pending equals the payments, invariants hold")  # fmt: skip
+    cpu = cpu_per_flow(used, args.flows)
     return (
         f"RESULT gateway db={args.db} flows={args.flows} "
-        f"flows_per_s={args.flows / elapsed:.0f} p50_ms={p50:.2f} p99_ms={p99:.2f}"
+        f"flows_per_s={args.flows / elapsed:.0f} p50_ms={p50:.2f} p99_ms={p99:.2f} "
+        f"cpu_ms_per_flow={cpu:.2f}"
     )

@@ -13,6 +13,7 @@ scheme, with a worked example, is in docs/gateway.md, "Signing".
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import re
@@ -80,7 +81,10 @@ def fresh(timestamp: str, now: float) -> bool:
 
 
 # -- keys ------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1024)
 def _rsa_public(pem: str) -> rsa.RSAPublicKey:
+    """The key a PEM holds, parsed once: every request of a merchant is checked against it.
+    A key object is immutable, and a revoked key's PEM is simply no longer asked for."""
     key = serialization.load_pem_public_key(pem.strip().encode())
     if not isinstance(key, rsa.RSAPublicKey) or key.key_size < RSA_MIN_BITS:
         raise ValueError(f"RSA2 takes an RSA key of {RSA_MIN_BITS} bits or more")
