@@ -127,7 +127,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     mobiles = ", ".join(c.mobile for c in demo.CUSTOMERS if c.kind == "individual")
     print(f"  persons log in with POST /api/v1/auth/login, login = mobile ({mobiles}) or "
           "resident ID,")  # fmt: skip
-    print("  then POST /api/v1/auth/login/verify with a token code (or an SMS code: send_sms);")
+    print("  then POST /api/v1/auth/login/verify with a token code (no token at hand: POST")
+    print("  /api/v1/auth/login/sms first, then the SMS code);")
     print("  a phone's first mobile login binds it: X-Device-ID and device_name, then the SMS code")
     print(f"  staff log in with POST /api/v1/staff/auth/login, password "
           f"{demo.DEMO_STAFF_PASSWORD!r},")  # fmt: skip

@@ -1,6 +1,7 @@
 """The pay page (收银台) in a real browser: a buyer comes from the example shop, logs in with
-an SMS code, pays with a card and the PIN, and is back at the shop, which the bank's signed
-notification and query tell that the order is paid. And the page fits a phone's screen."""
+an SMS code (texted instead of the token's), pays with a card and the PIN, and is back at the
+shop, which the bank's signed notification and query tell that the order is paid. And the page
+fits a phone's screen, where the buyer logs in with the token."""
 
 import re
 import time
@@ -28,19 +29,20 @@ def buy(page: Page, bank: DemoBank, product: Product) -> None:
 
 
 def log_in(page: Page, bank: DemoBank, mobile: str, *, token: bool = False) -> None:
-    """The pay page's login: mobile number and password, then the code texted to the phone
-    (or, with `token`, the code the customer's token shows)."""
+    """The pay page's login: mobile number and password, then (every demo person holds a
+    token) the code the customer's token shows with `token`, or else "text me a code instead"
+    and the code texted to the phone."""
     page.get_by_label("证件号码或手机号").fill(mobile)
     page.get_by_label("登录密码").fill(bank.password)
-    asked = datetime.now(UTC)
     page.get_by_role("button", name="下一步").click()
     expect(page.get_by_role("heading", name="验证身份")).to_be_visible()
     if token:
-        page.get_by_role("radio", name="动态口令").check()
         code = bank.token_code(bank.customer_id(mobile))
     else:
+        asked = datetime.now(UTC)
+        page.get_by_role("button", name="改用短信验证码").click()
         code = bank.sms_code(mobile, after=asked)
-    page.get_by_role("textbox", name="验证码").fill(code)
+    page.get_by_role("textbox", name="动态口令" if token else "短信验证码").fill(code)
     page.get_by_role("button", name="登录").click()
     expect(page.get_by_role("heading", name="选择银行卡并确认")).to_be_visible()
 

@@ -1,6 +1,8 @@
-"""Logging in through the API (DOMAIN.md §3): a password, then an SMS or token code; one lockout
-for the whole login; errors that never say which factor was wrong; sessions that end 5 minutes
-idle or 12 hours after they began; customers' and staff's tokens each good only on their side.
+"""Logging in through the API (DOMAIN.md §3): a password, then the token's code from a customer
+who has a usable token (texted nothing unless they ask for the SMS code instead), the SMS code
+from anyone else; one lockout for the whole login; errors that never say which factor was
+wrong; sessions that end 5 minutes idle or 12 hours after they began; customers' and staff's
+tokens each good only on their side.
 
 Every test runs on SQLite and PostgreSQL.
 """
@@ -37,6 +39,7 @@ from tests.channels.api_support import (
     staff_code,
     staff_login,
     staff_verify,
+    text_me,
     token_code,
     verify,
 )
@@ -73,8 +76,7 @@ def test_password_then_token_code_opens_a_session_whose_token_works(api, writer,
     started = begin(api, person.id_number)
     assert started.status_code == 200
     body = started.json()
-    assert body["factors"] == ["sms", "token"]
-    assert body["sms_sent"] is False
+    assert (body["factors"], body["factor"], body["sms_sent"]) == (["sms", "token"], "token", False)
     done = verify(api, body["challenge"], "token", token_code(person, clock))
     assert done.status_code == 200, done.json()
     session = done.json()
@@ -88,27 +90,34 @@ def test_password_then_token_code_opens_a_session_whose_token_works(api, writer,
 
 def test_password_then_sms_code_by_mobile_number_opens_a_session(api, writer, engine):
     person = customer(writer, 1, token=False, enrolled=ONLINE)
-    started = begin(api, person.mobile, send_sms=True)
+    started = begin(api, person.mobile)
     assert started.status_code == 200
     assert started.json()["factors"] == ["sms"]  # no token enrolled: not offered
-    assert started.json()["sms_sent"] is True
+    assert (started.json()["factor"], started.json()["sms_sent"]) == ("sms", True)
     (code,) = sms_codes(engine, person.id)
     done = verify(api, started.json()["challenge"], "sms", code)
     assert done.status_code == 200, done.json()
     assert api.get(ME, headers=bearer(done.json()["token"])).json()["id"] == person.id
 
 
-def test_no_sms_is_sent_unless_asked_nor_after_a_wrong_password(api, writer, engine):
+def test_a_token_holder_is_texted_nothing_even_by_an_app_that_still_asks(api, writer, engine):
     person = customer(writer, 1, enrolled=ONLINE)
-    assert begin(api, person.mobile).status_code == 200
-    assert begin(api, person.mobile, WRONG, send_sms=True).status_code == 401
+    started = begin(api, person.mobile, send_sms=True)  # deprecated, and ignored
+    assert (started.json()["factor"], started.json()["sms_sent"]) == ("token", False)
+    assert sms_codes(engine, person.id) == []
+
+
+def test_no_sms_is_sent_after_a_wrong_password(api, writer, engine):
+    person = customer(writer, 1, token=False, enrolled=ONLINE)
+    assert begin(api, person.mobile, WRONG).status_code == 401
     assert sms_codes(engine, person.id) == []
 
 
 def test_wrong_password_wrong_codes_and_unknown_customers_answer_alike(api, writer, engine, clock):
     first, second, third = (customer(writer, n, enrolled=ONLINE) for n in (1, 2, 3))
     answers = [begin(api, first.mobile, WRONG), begin(api, "13999999999")]
-    challenge = begin(api, second.mobile, send_sms=True).json()["challenge"]
+    challenge = begin(api, second.mobile).json()["challenge"]
+    assert text_me(api, challenge).status_code == 200
     (sms,) = sms_codes(engine, second.id)
     answers.append(verify(api, challenge, "sms", other_code(sms)))
     challenge = begin(api, third.mobile).json()["challenge"]
@@ -197,7 +206,8 @@ def test_wrong_codes_count_on_the_same_lockout_and_a_right_password_does_not_res
     assert failures_of(engine, person.id) == 3  # the right password settled nothing yet
     code = other_code(token_code(person, clock))
     assert verify(api, challenge, "token", code).json()["code"] == "AUTH_FAILED_WARNING"
-    again = begin(api, person.mobile, send_sms=True).json()["challenge"]
+    again = begin(api, person.mobile).json()["challenge"]
+    assert text_me(api, again).status_code == 200  # asking counts nothing
     (sms,) = sms_codes(engine, person.id)
     locked = verify(api, again, "sms", other_code(sms))
     assert locked.status_code == 423
@@ -239,8 +249,8 @@ def test_a_challenge_completes_once(api, writer, clock):
 
 
 def test_a_challenge_expires_with_its_sms_code(api, writer, engine, clock):
-    person = customer(writer, 1, enrolled=ONLINE)
-    challenge = begin(api, person.mobile, send_sms=True).json()["challenge"]
+    person = customer(writer, 1, token=False, enrolled=ONLINE)
+    challenge = begin(api, person.mobile).json()["challenge"]
     (sms,) = sms_codes(engine, person.id)
     clock.advance(timedelta(seconds=get_settings().sms_code_ttl_seconds))
     assert verify(api, challenge, "sms", sms).json()["code"] == "SESSION_EXPIRED"
@@ -248,7 +258,8 @@ def test_a_challenge_expires_with_its_sms_code(api, writer, engine, clock):
 
 def test_an_sms_code_completes_only_the_login_it_was_sent_for(api, writer, engine):
     person = customer(writer, 1, enrolled=ONLINE)
-    first = begin(api, person.mobile, send_sms=True).json()["challenge"]
+    first = begin(api, person.mobile).json()["challenge"]
+    assert text_me(api, first).status_code == 200
     (code,) = sms_codes(engine, person.id)
     second = begin(api, person.mobile).json()["challenge"]  # no new SMS: the code still stands
     assert verify(api, second, "sms", code).json()["code"] == "AUTH_FAILED"
@@ -266,6 +277,57 @@ def test_someone_elses_challenge_or_garbage_gets_nowhere(api, writer, clock):
     assert verify(api, challenge, "token", token_code(theirs, clock)).status_code == 200
 
 
+# -- text me the code instead -------------------------------------------------------------------
+def test_a_token_holder_without_the_token_has_the_code_texted_and_logs_in_with_it(
+    api, writer, engine, clock
+):
+    person = customer(writer, 1, enrolled=ONLINE)
+    challenge = begin(api, person.mobile).json()["challenge"]
+    sent = text_me(api, challenge)
+    assert sent.status_code == 200, sent.json()
+    assert sent.json() == {
+        "sms_sent": True,
+        "expires_at": (clock.now() + timedelta(seconds=300)).isoformat().replace("+00:00", "Z"),
+    }
+    (code,) = sms_codes(engine, person.id)
+    done = verify(api, challenge, "sms", code)
+    assert done.status_code == 200, done.json()
+    assert api.get(ME, headers=bearer(done.json()["token"])).json()["id"] == person.id
+
+
+def test_texting_the_login_code_again_within_the_interval_is_429_with_retry_after(
+    api, writer, engine, clock
+):
+    person = customer(writer, 1, enrolled=ONLINE)
+    challenge = begin(api, person.mobile).json()["challenge"]
+    assert text_me(api, challenge).status_code == 200
+    again = text_me(api, challenge)
+    assert (again.status_code, again.json()["code"]) == (429, "CODE_TOO_SOON")
+    assert again.headers["Retry-After"] == str(get_settings().sms_code_resend_seconds)
+    wait_to_resend(clock)
+    assert text_me(api, challenge).status_code == 200
+    assert len(sms_codes(engine, person.id)) == 2
+
+
+def test_the_login_code_is_texted_only_for_a_live_login_from_its_device(api, writer, engine, clock):
+    person = customer(writer, 1, enrolled=BOTH)
+    bind_device(writer, person)
+    before = sms_texts(engine, person.id)
+    garbage = text_me(api, "not-a-challenge")
+    assert (garbage.status_code, garbage.json()["code"]) == (401, "SESSION_EXPIRED")
+    malformed = api.post("/api/v1/auth/login/sms", json={"challenge": 12345})
+    assert malformed.status_code == 400
+    challenge = begin(api, person.mobile, channel="mobile", device=DEVICE).json()["challenge"]
+    assert text_me(api, challenge, device="another").json()["code"] == "SESSION_EXPIRED"
+    assert text_me(api, challenge).json()["code"] == "SESSION_EXPIRED"  # no device at all
+    wait_to_resend(clock)  # after the first phone's binding code
+    binding = begin(api, person.mobile, channel="mobile", device="new", device_name="新手机")
+    texted = sms_texts(engine, person.id)
+    refused = text_me(api, binding.json()["challenge"], device="new")
+    assert (refused.status_code, refused.json()["code"]) == (403, "DEVICE_NOT_BOUND")
+    assert sms_texts(engine, person.id) == texted == [*before, texted[-1]]
+
+
 # -- enrolment -----------------------------------------------------------------------------------
 def test_a_login_needs_an_enrolment_for_its_channel_said_only_after_the_right_password(
     api, writer, engine
@@ -273,7 +335,7 @@ def test_a_login_needs_an_enrolment_for_its_channel_said_only_after_the_right_pa
     person = customer(writer, 1)  # a password and a token, but no enrolment
     wrong = begin(api, person.mobile, WRONG)
     assert (wrong.status_code, wrong.json()["code"]) == (401, "AUTH_FAILED")
-    right = begin(api, person.mobile, send_sms=True)
+    right = begin(api, person.mobile)
     assert (right.status_code, right.json()["code"]) == (403, "NOT_ENROLLED")
     assert sms_codes(engine, person.id) == [] and count(engine, login_challenges) == 0
     assert failures_of(engine, person.id) == 1  # the wrong one counted; the refusal did not
@@ -312,7 +374,7 @@ def test_an_unbound_phone_is_told_to_bind_only_after_the_right_password(api, wri
     person = customer(writer, 1, enrolled=BOTH)
     wrong = begin(api, person.mobile, WRONG, channel="mobile", device=DEVICE)
     assert (wrong.status_code, wrong.json()["code"]) == (401, "AUTH_FAILED")
-    right = begin(api, person.mobile, channel="mobile", device=DEVICE, send_sms=True)
+    right = begin(api, person.mobile, channel="mobile", device=DEVICE)
     assert (right.status_code, right.json()["code"]) == (403, "DEVICE_NOT_BOUND")
     assert sms_codes(engine, person.id) == [] and count(engine, login_challenges) == 0
 

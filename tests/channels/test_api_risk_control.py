@@ -24,6 +24,7 @@ from tests.channels.api_support import (
     member,
     sms_codes,
     staff_login,
+    text_me,
     token_code,
     verify,
 )
@@ -61,8 +62,9 @@ def test_a_login_stepped_up_needs_the_token_not_an_sms_code(
 ) -> None:
     person = customer(writer, 1, enrolled=ONLINE)
     force(writer, engine, clock, 'event == "login"', "step_up")
-    started = begin(api, person.mobile, send_sms=True)
-    by_sms = verify(api, started.json()["challenge"], "sms", sms_codes(engine, person.id)[-1])
+    challenge = begin(api, person.mobile).json()["challenge"]
+    assert text_me(api, challenge).status_code == 200  # the token holder asks for a text
+    by_sms = verify(api, challenge, "sms", sms_codes(engine, person.id)[-1])
     assert (by_sms.status_code, by_sms.json()["code"]) == (422, "RISK_STEP_UP")
     assert login(api, clock, person)  # with the token it goes through
 

@@ -1,5 +1,6 @@
 """The pay page end to end over HTTP, as the buyer's browser sees it: the order, the login
-(password, then the SMS code), a card and the PIN (and an SMS code where the buyer picks one),
+(password, then the SMS code, or a token holder's token code unless they have the SMS code
+texted instead), a card and the PIN (and an SMS code where the buyer picks one),
 then back to the shop with a result the shop can verify with the gateway's public key.
 
 The attacks: a wrong PIN counts and pays nothing; a form without the page's own token, or with
@@ -37,6 +38,7 @@ from ebank.gateway.tables import merchants as merchant_rows
 from ebank.security.tables import credentials, login_challenges, sessions
 from tests.channels.api_support import sms_texts
 from tests.gateway.support import PASSWORD, PIN, YUAN, GatewayBank, Shop, Shopper, shopper
+from tests.security.test_security import credential_row, enroll, other_than, token_code
 from tests.support import VAULT, last_code, wait_to_resend
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -101,7 +103,7 @@ class Browser:
         self.open()
         asked = self.send("login", login=buyer.id_number, password=PASSWORD)
         assert asked.status_code == 200 and 'name="code"' in asked.text, asked.text
-        done = self.send("verify", factor="sms", code=last_code(self.bank.engine))
+        done = self.send("verify", code=last_code(self.bank.engine))
         assert done.status_code == 200 and "付款人" in done.text, done.text
         return done
 
@@ -237,6 +239,54 @@ def test_a_buyer_who_is_not_the_one_logged_in_logs_out_and_starts_again(
     assert again.status_code == 200 and '<label for="password">' in again.text
     with bank.engine.connect() as conn:
         assert conn.execute(select(sessions.c.ended_at)).scalar_one() is not None
+
+
+# -- the login's second step --------------------------------------------------------------
+TEXT_ME = "动态口令不在身边？改用短信验证码"
+
+
+def test_a_buyer_without_a_token_is_texted_the_code_and_offered_none(
+    client: TestClient, bank: GatewayBank, shop: Shop, me: Shopper
+) -> None:
+    page = Browser(client, bank, shop.order(20 * YUAN))
+    page.open()
+    asked = page.send("login", login=me.id_number, password=PASSWORD)
+    assert '<label for="code">短信验证码' in asked.text and TEXT_ME not in asked.text
+    assert len(sms_texts(bank.engine, me.id)) == 1
+
+
+def test_a_buyer_with_a_token_is_asked_for_its_code_texted_nothing_and_wrong_codes_count(
+    client: TestClient, bank: GatewayBank, shop: Shop, me: Shopper, clock: FixedClock
+) -> None:
+    totp = enroll(bank.writer, me.id)
+    page = Browser(client, bank, shop.order(20 * YUAN))
+    page.open()
+    asked = page.send("login", login=me.id_number, password=PASSWORD)
+    assert '<label for="code">动态口令' in asked.text and TEXT_ME in asked.text
+    wrong = page.send("verify", code=other_than(token_code(totp, clock)))
+    assert wrong.status_code == 401 and 'id="code-error"' in wrong.text
+    assert credential_row(bank.engine, me.id, "login_password")["failures"] == 1
+    chosen = page.send("verify", code=token_code(totp, clock))
+    assert chosen.status_code == 200 and "付款人" in chosen.text
+    assert sms_texts(bank.engine, me.id) == []
+
+
+def test_a_buyer_without_the_token_at_hand_has_the_code_texted_once_and_logs_in_with_it(
+    client: TestClient, bank: GatewayBank, shop: Shop, me: Shopper
+) -> None:
+    enroll(bank.writer, me.id)
+    page = Browser(client, bank, shop.order(20 * YUAN))
+    page.open()
+    page.send("login", login=me.id_number, password=PASSWORD)
+    csrf = page.csrf()
+    texted = page.send("login/sms")
+    assert texted.status_code == 200
+    assert '<label for="code">短信验证码' in texted.text and TEXT_ME not in texted.text
+    again = page.send("login/sms", csrf=csrf)  # a double click
+    assert again.status_code == 429 and "验证码已发送，请 60 秒后再重新获取" in again.text
+    assert len(sms_texts(bank.engine, me.id)) == 1
+    chosen = page.send("verify", code=last_code(bank.engine))
+    assert chosen.status_code == 200 and "付款人" in chosen.text
 
 
 # -- refusals -----------------------------------------------------------------------------

@@ -3,10 +3,13 @@
 Step one names the customer by resident ID number or mobile number and checks the password.
 An unknown customer fails exactly like a wrong password, after hashing a decoy; the password
 is verified before the writer (`Command.prepare`), which only counts the attempt. A right
-password opens a login challenge that lives as long as an SMS code, says which second factors
-the customer has, and sends the SMS code if asked. Step two checks a code against that
-challenge and opens the session. Both steps count on the login's one lockout (see
-`security.service.check_login_factor`), and their errors never say which factor was wrong.
+password opens a login challenge that lives as long as an SMS code and says which second factor
+step two asks for: the token's code from a customer whose token can confirm now (enrolled, not
+locked), and then no SMS is sent; otherwise the SMS code, sent at once. A token holder without
+the token at hand asks for the SMS code instead (`send_code`), within the limits every code
+keeps. Step two checks a code against that challenge and opens the session. Both steps count
+on the login's one lockout (see `security.service.check_login_factor`), and their errors never
+say which factor was wrong.
 
 Only after the right password does a login say why it cannot go on: no live enrolment for the
 channel (NOT_ENROLLED), or, on mobile, a device not bound (DEVICE_NOT_BOUND). A mobile login
@@ -19,6 +22,7 @@ the customer never used texts them an alert.
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -35,18 +39,22 @@ from ebank.risk import service as risk
 from ebank.risk.models import Context as RiskContext
 from ebank.security import devices, sessions
 from ebank.security import service as security
-from ebank.security.service import LOGIN_PURPOSE, Checked, Verdict
-from ebank.security.tables import credentials, login_challenges
+from ebank.security.service import LOGIN_PURPOSE, Checked, CodeIssued, Verdict
+from ebank.security.tables import login_challenges
 
 
 @dataclass(frozen=True, slots=True)
 class Challenge:
     token: str  # handed to the caller once; only its hash is kept
     customer_id: int
-    factors: tuple[str, ...]  # the second factors this customer has
-    sms_sent: bool
+    factors: tuple[str, ...]  # the second factors this customer can confirm with now
+    factor: str  # the one step two asks for: "token" (no SMS sent), or "sms" (sent)
     expires_at: datetime
     binds_device: bool = False  # step two binds this (mobile) device
+
+    @property
+    def sms_sent(self) -> bool:
+        return self.factor == "sms"
 
 
 def _identify(conn: Connection, vault: Vault, login: object) -> int | None:
@@ -97,14 +105,27 @@ def _binding(challenge_id: int) -> str:
     return security.binding_of(login=challenge_id)
 
 
+def _text_code(
+    tx: Tx, vault: Vault, customer_id: int, challenge_id: int, channel: str
+) -> CodeIssued:
+    """Text the customer the code of this login, within the limits every code keeps."""
+    return security.issue_code(
+        vault, customer_id=customer_id, purpose=LOGIN_PURPOSE, binding=_binding(challenge_id),
+        message=f"登录{NAMES_ZH[channel]}",
+    ).fn(tx)  # fmt: skip
+
+
 def begin(
     vault: Vault, *, login: str, password: str, channel: str, device: str = "",
-    device_name: str | None = None, send_sms: bool = False,
+    device_name: str | None = None,
 ) -> Command[Checked[Challenge]]:  # fmt: skip
     """Step one: check the password; on success, a challenge for the second factor.
 
-    On mobile, an unbound device named `device_name` is bound by this login: the SMS code for
-    it is sent at once, and is the only second factor offered.
+    A customer whose token can confirm now is asked for its code and texted nothing: an SMS
+    would cost the bank, spend one of the customer's codes for the day, and leave them
+    wondering which code to type. Anyone else is texted the code at once. On mobile, an
+    unbound device named `device_name` is bound by this login: the SMS code for it is sent at
+    once, and is the only second factor offered.
     """
 
     def named(conn: Connection) -> int | None:
@@ -138,21 +159,54 @@ def begin(
             devices.begin_binding(
                 vault, customer_id=customer_id, device=device, label=device_name
             ).fn(tx)
-            return Checked(verdict, Challenge(token, customer_id, ("sms",), True, expires, True))
-        has_token = tx.conn.execute(
-            select(credentials.c.id).where(
-                credentials.c.customer_id == customer_id, credentials.c.kind == "token"
+            return Checked(verdict, Challenge(token, customer_id, ("sms",), "sms", expires, True))
+        if security.token_usable(tx.conn, customer_id, tx.now):
+            return Checked(
+                verdict, Challenge(token, customer_id, ("sms", "token"), "token", expires)
             )
-        ).first()
-        if send_sms:
-            security.issue_code(
-                vault, customer_id=customer_id, purpose=LOGIN_PURPOSE,
-                binding=_binding(challenge_id), message=f"登录{NAMES_ZH[channel]}",
-            ).fn(tx)  # fmt: skip
-        factors = ("sms", "token") if has_token else ("sms",)
-        return Checked(verdict, Challenge(token, customer_id, factors, send_sms, expires))
+        _text_code(tx, vault, customer_id, challenge_id, channel)
+        return Checked(verdict, Challenge(token, customer_id, ("sms",), "sms", expires))
 
     return Command(run, prepare=check.prepare)
+
+
+def _live(tx: Tx, challenge: object, device: object) -> Any:
+    """The login challenge `challenge` names, locked, if it can still be completed: unused,
+    not expired, and asked about from the device that began it; otherwise SESSION_EXPIRED
+    (the login starts again)."""
+    if not isinstance(challenge, str) or not 0 < len(challenge) <= 100:
+        raise EbankError("SESSION_EXPIRED")
+    query = select(login_challenges).where(
+        login_challenges.c.token_hash == sessions.digest(challenge)
+    )
+    row = tx.conn.execute(query.with_for_update()).mappings().first()
+    if row is None or row["used_at"] is not None or as_utc(row["expires_at"]) <= tx.now:
+        raise EbankError("SESSION_EXPIRED")
+    given = sessions.digest(device) if isinstance(device, str) and device else ""
+    if row["device"] != given:
+        raise EbankError("SESSION_EXPIRED")  # only the device that began it finishes it
+    return row
+
+
+def send_code(vault: Vault, *, challenge: str, device: str = "") -> Command[CodeIssued]:
+    """Text the SMS code of a login under way: a token holder without the token at hand asks
+    for it instead, and step two then takes it (the token's code still does too).
+
+    Only the holder of a live challenge can ask, that is someone who typed the right password,
+    and every send keeps the limits of any code (CODE_TOO_SOON, CODE_DAILY_LIMIT). Nothing is
+    counted on the lockout: asking is not a guess. A login that binds a new phone has had its
+    code, sent for that phone, and gets no other (DEVICE_NOT_BOUND, as its step two without
+    the phone's name); a login whose enrolment ended meanwhile, NOT_ENROLLED.
+    """
+
+    def run(tx: Tx) -> CodeIssued:
+        row = _live(tx, challenge, device)
+        customer_id, channel = row["customer_id"], row["channel"]
+        _check_input(channel, device, None)
+        _admit(tx.conn, vault, customer_id, channel, device, None)
+        return _text_code(tx, vault, customer_id, row["id"], channel)
+
+    return Command(run)
 
 
 def _bind_device(
@@ -184,17 +238,7 @@ def complete(
     """
 
     def run(tx: Tx) -> Checked[sessions.Started]:
-        if not isinstance(challenge, str) or not 0 < len(challenge) <= 100:
-            raise EbankError("SESSION_EXPIRED")
-        query = select(login_challenges).where(
-            login_challenges.c.token_hash == sessions.digest(challenge)
-        )
-        row = tx.conn.execute(query.with_for_update()).mappings().first()
-        if row is None or row["used_at"] is not None or as_utc(row["expires_at"]) <= tx.now:
-            raise EbankError("SESSION_EXPIRED")
-        given = sessions.digest(device) if isinstance(device, str) and device else ""
-        if row["device"] != given:
-            raise EbankError("SESSION_EXPIRED")  # only the device that began it finishes it
+        row = _live(tx, challenge, device)
         customer_id, channel = row["customer_id"], row["channel"]
         _check_input(channel, device, device_name)
         # Asked again: the enrolment may have ended, or the device been unbound, since step one.

@@ -526,6 +526,15 @@ def enroll_token(
     return Command(run)
 
 
+def token_usable(conn: Connection, customer_id: int, now: datetime) -> bool:
+    """Whether the customer holds a token that can confirm now: enrolled and not locked. A
+    locked token fails whatever code it is given, so nothing should ask for one."""
+    row = _credential(conn, customer_id, "token", lock=False)
+    if row is None or row["permanently_locked"]:
+        return False
+    return row["locked_until"] is None or as_utc(row["locked_until"]) <= now
+
+
 def check_token(
     vault: Vault, *, customer_id: int, code: str, channel: str = "online"
 ) -> Command[Verdict]:

@@ -1,6 +1,7 @@
-"""Online banking's pages: logging in with the password then the SMS code, the home page with
-the customer's accounts, and what keeps the pages safe (CSRF, escaping, headers, idle expiry,
-the language switch)."""
+"""Online banking's pages: logging in with the password then the code the login asks for (the
+token's from a customer who has one, who can have the SMS code texted instead; the SMS code,
+texted at once, from anyone else), the home page with the customer's accounts, and what keeps
+the pages safe (CSRF, escaping, headers, idle expiry, the language switch)."""
 
 from datetime import timedelta
 
@@ -15,11 +16,30 @@ from tests.channels.api_support import (
     ONLINE,
     PASSWORD,
     WRONG,
+    Person,
     account_with_money,
     customer,
     sms_codes,
+    token_code,
 )
 from tests.channels.web.support import Pages, bank_login, csrf_of
+from tests.security.test_security import code_rows, credential_row, other_than
+from tests.support import wait_to_resend
+
+TEXT_ME = "动态口令不在身边？改用短信验证码"
+
+
+def password_step(api: TestClient, person: Person) -> Pages:
+    """The login's first step passed: the visitor is at its second."""
+    pages = Pages(api)
+    asked = pages.submit("/bank/login", "/bank/login", login=person.mobile, password=PASSWORD)
+    assert asked.status_code == 200 and 'name="code"' in asked.text, asked.text
+    return pages
+
+
+def asks_for(page: str) -> str:
+    """The factor the second step's heading names."""
+    return page.split('<h1 id="title">', 1)[1].split("</h1>", 1)[0]
 
 
 def test_a_customer_logs_in_with_the_sms_code_and_sees_their_accounts(
@@ -53,17 +73,92 @@ def test_an_empty_field_is_named_beside_it(api: TestClient) -> None:
     assert 'id="password-error"' in answer.text and "登录密码" in answer.text
 
 
-def test_a_wrong_code_keeps_the_customer_on_the_code_step(
+def test_a_token_holder_is_asked_for_the_token_code_texted_nothing_and_logs_in_with_it(
+    api: TestClient, writer: Writer, engine: Engine, clock: FixedClock
+) -> None:
+    person = customer(writer, 1, enrolled=ONLINE)
+    pages = password_step(api, person)
+    assert pages.last is not None
+    assert asks_for(pages.last.text) == "动态口令" and TEXT_ME in pages.last.text
+    assert sms_codes(engine, person.id) == [] and code_rows(engine, person.id) == []
+    home = pages.submit("/bank/login", "/bank/login/verify", code=token_code(person, clock))
+    assert home.status_code == 200 and home.url.path == "/bank/"
+
+
+def test_a_customer_without_a_token_is_texted_the_code_and_offered_no_token(
+    api: TestClient, writer: Writer, engine: Engine
+) -> None:
+    person = customer(writer, 1, token=False, enrolled=ONLINE)
+    pages = password_step(api, person)
+    assert pages.last is not None
+    assert asks_for(pages.last.text) == "短信验证码" and TEXT_ME not in pages.last.text
+    [code] = sms_codes(engine, person.id)
+    home = pages.submit("/bank/login", "/bank/login/verify", code=code)
+    assert home.status_code == 200 and home.url.path == "/bank/"
+
+
+def test_a_token_holder_without_the_token_has_the_code_texted_and_logs_in_with_it(
     api: TestClient, writer: Writer, engine: Engine
 ) -> None:
     person = customer(writer, 1, enrolled=ONLINE)
-    pages = Pages(api)
-    pages.submit("/bank/login", "/bank/login", login=person.mobile, password=PASSWORD)
-    wrong = "000000" if sms_codes(engine, person.id)[-1] != "000000" else "111111"
-    answer = pages.submit("/bank/login", "/bank/login/verify", factor="sms", code=wrong)
+    pages = password_step(api, person)
+    texted = pages.submit("/bank/login", "/bank/login/sms")
+    assert texted.status_code == 200 and texted.url.path == "/bank/login"
+    assert "本次登录的短信验证码已发送至您的手机。" in texted.text
+    assert asks_for(texted.text) == "短信验证码" and TEXT_ME not in texted.text
+    [code] = sms_codes(engine, person.id)
+    home = pages.submit("/bank/login", "/bank/login/verify", code=code)
+    assert home.status_code == 200 and home.url.path == "/bank/"
+
+
+def test_texting_the_login_code_again_within_a_minute_is_refused_beside_the_code(
+    api: TestClient, writer: Writer, engine: Engine, clock: FixedClock
+) -> None:
+    person = customer(writer, 1, enrolled=ONLINE)
+    pages = password_step(api, person)
+    token = csrf_of(pages.get("/bank/login"))
+    assert api.post("/bank/login/sms", data={"csrf": token}).status_code == 200
+    again = api.post("/bank/login/sms", data={"csrf": token})  # a double click
+    assert again.status_code == 429
+    assert 'id="code-error" role="alert">验证码已发送，请 60 秒后再重新获取<' in again.text
+    assert len(sms_codes(engine, person.id)) == 1
+    wait_to_resend(clock)
+    assert api.post("/bank/login/sms", data={"csrf": token}).status_code == 200
+    assert len(sms_codes(engine, person.id)) == 2
+
+
+def test_asking_for_a_text_with_no_login_under_way_goes_back_to_the_first_step(
+    api: TestClient,
+) -> None:
+    answer = Pages(api).submit("/bank/login", "/bank/login/sms")
+    assert answer.status_code == 401 and 'name="password"' in answer.text
+
+
+def test_a_wrong_token_code_keeps_the_customer_on_the_code_step_and_counts(
+    api: TestClient, writer: Writer, engine: Engine, clock: FixedClock
+) -> None:
+    person = customer(writer, 1, enrolled=ONLINE)
+    pages = password_step(api, person)
+    wrong = other_than(token_code(person, clock))
+    answer = pages.submit("/bank/login", "/bank/login/verify", code=wrong)
     assert answer.status_code == 401
-    assert 'id="code-error"' in answer.text
+    assert 'id="code-error"' in answer.text and asks_for(answer.text) == "动态口令"
+    assert credential_row(engine, person.id, "login_password")["failures"] == 1
     assert api.get("/bank/", follow_redirects=False).status_code == 303
+
+
+def test_the_second_step_says_which_code_it_asks_for_in_english_too(
+    api: TestClient, writer: Writer
+) -> None:
+    person = customer(writer, 1, enrolled=ONLINE)
+    api.get("/lang/en?next=/bank/login")
+    pages = password_step(api, person)
+    assert pages.last is not None
+    assert asks_for(pages.last.text) == "Token code"
+    assert "No token at hand? Text me a code instead" in pages.last.text
+    texted = pages.submit("/bank/login", "/bank/login/sms")
+    assert asks_for(texted.text) == "SMS code"
+    assert "We have texted a code for this login to your mobile number." in texted.text
 
 
 def test_a_page_asked_for_without_a_session_goes_to_the_login_and_back_after_it(

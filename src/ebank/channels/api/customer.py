@@ -15,6 +15,7 @@ from ebank.accounts import service as accounts
 from ebank.cards import service as cards
 from ebank.channels.api.auth import CustomerPrincipal, current_customer
 from ebank.channels.api.common import DeviceId, ObjectId, client_address, read, vault_of, write
+from ebank.channels.api.payments import CodeSentOut
 from ebank.channels.api.schemas import (
     ERRORS,
     AccountOut,
@@ -25,6 +26,7 @@ from ebank.channels.api.schemas import (
     CustomerOut,
     DeviceOut,
     DevicesOut,
+    LoginCodeIn,
     LoginIn,
     SessionOut,
     SessionsOut,
@@ -49,25 +51,42 @@ AccountNumber = Annotated[str, Path(max_length=32)]
 async def begin_login(request: Request, body: LoginIn, device: DeviceId = "") -> ChallengeOut:
     """Check the login password of the customer named by resident ID or mobile number.
 
-    On success: a challenge for step 2, the second factors this customer has, and whether the
-    SMS code was sent (ask with `send_sms`). Errors never say which factor was wrong. After the
-    right password: 403 NOT_ENROLLED without an enrolment for the channel; on mobile, 403
-    DEVICE_NOT_BOUND for an unbound device, unless `device_name` names it: then this login
-    binds it (`binds_device`), and the SMS code for it is sent at once.
+    On success: a challenge for step 2 and the factor it asks for: the token's code when the
+    customer's token can confirm now (no SMS is sent), otherwise the SMS code, sent at once.
+    Errors never say which factor was wrong. After the right password: 403 NOT_ENROLLED
+    without an enrolment for the channel; on mobile, 403 DEVICE_NOT_BOUND for an unbound
+    device, unless `device_name` names it: then this login binds it (`binds_device`), and the
+    SMS code for it is sent at once.
     """
     step = await write(
         request,
         login.begin(
             vault_of(request), login=body.login, password=body.password, channel=body.channel,
-            device=device, device_name=body.device_name, send_sms=body.send_sms,
+            device=device, device_name=body.device_name,
         ),
     )  # fmt: skip
     challenge = step.value()
     return ChallengeOut(
-        challenge=challenge.token, factors=list(challenge.factors),
+        challenge=challenge.token, factors=list(challenge.factors), factor=challenge.factor,
         sms_sent=challenge.sms_sent, expires_at=challenge.expires_at,
         binds_device=challenge.binds_device,
     )  # fmt: skip
+
+
+@router.post(
+    "/auth/login/sms", tags=["customer: login"], summary="Step 2: text me the code instead"
+)
+async def send_login_code(
+    request: Request, body: LoginCodeIn, device: DeviceId = ""
+) -> CodeSentOut:
+    """Text the SMS code of a login under way, for a token holder without the token at hand;
+    step 2 then takes it with `"factor": "sms"`. Within the limits of every code: 429
+    CODE_TOO_SOON, CODE_DAILY_LIMIT (with Retry-After). The same `X-Device-ID` as step 1; a
+    login that binds a new phone has its code already (403 DEVICE_NOT_BOUND).
+    """
+    command = login.send_code(vault_of(request), challenge=body.challenge, device=device)
+    issued = await write(request, command)
+    return CodeSentOut(sms_sent=True, expires_at=issued.expires_at)
 
 
 @router.post("/auth/login/verify", tags=["customer: login"], summary="Step 2: SMS or token code")

@@ -64,19 +64,33 @@ class LoginIn(In):
     login: Annotated[str, text(32, "Resident ID number or mobile number")]
     password: Annotated[str, text(128)]
     channel: Literal["online", "mobile"] = "online"
-    send_sms: bool = Field(False, description="Send the SMS code now (the 'sms' factor)")
+    send_sms: bool = Field(
+        False, deprecated=True,
+        description="Ignored: the bank texts the code when the customer has no usable token "
+        "(see `factor`); a token holder asks for it with /auth/login/sms",
+    )  # fmt: skip
     device_name: Annotated[str | None, text(30, DEVICE_NAME)] = None
 
 
 class ChallengeOut(BaseModel):
     challenge: str = Field(description="Pass to /auth/login/verify with a code, once")
-    factors: list[Literal["sms", "token"]]
+    factors: list[Literal["sms", "token"]] = Field(
+        description="The second factors the customer can confirm with now"
+    )
+    factor: Literal["sms", "token"] = Field(
+        description="What step 2 asks for: 'token' when the customer's token can confirm (no "
+        "SMS was sent; /auth/login/sms texts one instead), otherwise 'sms' (sent)"
+    )
     sms_sent: bool
     expires_at: datetime
     binds_device: bool = Field(
         description="This login binds the device: finish it with the SMS code just sent and "
         "the same device_name"
     )
+
+
+class LoginCodeIn(In):
+    challenge: Annotated[str, text(100)]
 
 
 class VerifyIn(In):

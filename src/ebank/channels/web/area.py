@@ -62,6 +62,9 @@ class State:
     seen: float  # Unix seconds of the last request: idle longer and the state is forgotten
     challenge: str | None = None  # a login between its password and its code
     factors: list[str] = field(default_factory=list)  # that login's second factors
+    # The factor that login's second step asks for (a customer's: `login.begin`); a login
+    # begun before the state kept it texted the code.
+    factor: str = "sms"
     session: str | None = None  # the session token, once logged in
     notice: str | None = None  # said once, on the next page (already translated)
     after: str | None = None  # where to go once logged in
@@ -100,6 +103,10 @@ class Visit:
 
     def url(self, name: str, **params: Any) -> str:
         return self.request.url_for(name, **params).path
+
+    def forget_login(self) -> None:
+        """Forget the login under way: the next page is its first step."""
+        self.state.challenge, self.state.factors = None, []
 
     def render(
         self, template: str, *, status: int = 200, error: EbankError | None = None,
@@ -252,7 +259,7 @@ class Area:
     async def restart_login(self, request: Request) -> Response:
         """Not me, or no code came: back to the first step of the login."""
         visit, _form = await self.posted(request)
-        visit.state.challenge, visit.state.factors = None, []
+        visit.forget_login()
         return visit.redirect(self.login_route)
 
     def session_routes(self, router: APIRouter) -> None:

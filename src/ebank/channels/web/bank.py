@@ -1,5 +1,7 @@
 """Online banking (个人网银), the pages under /bank: logging in with the password and then the
-SMS or token code, and the customer's home with their accounts.
+code the login asks for (the token's, or for a customer without a usable token the SMS code it
+texted; a token holder can have the SMS code texted instead), and the customer's home with
+their accounts.
 
 The same pages serve as mobile banking in a phone's browser (they are laid out for a 375 px
 screen); the session is an online-banking one, as the API's online channel opens.
@@ -12,7 +14,7 @@ from sqlalchemy import Connection
 from ebank.accounts import service as accounts
 from ebank.accounts.models import CustomerAccount
 from ebank.channels.api.common import client_address, read, vault_of, write
-from ebank.channels.web.area import Area, required, typed_secret
+from ebank.channels.web.area import Area, Visit, required, typed_secret
 from ebank.channels.web.i18n import _
 from ebank.core.crypto import mask_name
 from ebank.core.errors import EbankError
@@ -38,11 +40,25 @@ BANK.session_routes(router)
 
 
 # -- logging in -------------------------------------------------------------------------------
+def _code_step(visit: Visit, error: EbankError | None = None) -> Response:
+    """The second step, asking for the factor the login asks for, `error` beside the code."""
+    return visit.render("bank/verify.html", error=error, fields=CODE_FIELDS, at="code",
+                        factor=visit.state.factor, values={})  # fmt: skip
+
+
+def _code_refused(visit: Visit, error: EbankError) -> Response:
+    """A refusal at the second step; a login that ran out starts again."""
+    if error.code == "SESSION_EXPIRED":
+        visit.forget_login()
+        return visit.render("bank/login.html", error=error, values={})
+    return _code_step(visit, error)
+
+
 @router.get("/login", name="bank_login")
 async def login_page(request: Request) -> Response:
     visit = BANK.visit(request)
     if visit.state.challenge is not None:
-        return visit.render("bank/verify.html", factors=visit.state.factors, values={})
+        return _code_step(visit)
     return visit.render("bank/login.html", values={})
 
 
@@ -55,39 +71,49 @@ async def log_in(request: Request) -> Response:
         password = typed_secret(form, "password", _("Login password"))
         begun = await write(
             request,
-            login.begin(vault_of(request), login=who, password=password, channel=CHANNEL,
-                        send_sms=True),
-        )  # fmt: skip
+            login.begin(vault_of(request), login=who, password=password, channel=CHANNEL),
+        )
         challenge = begun.value()
     except EbankError as error:
         return visit.render("bank/login.html", error=error, fields=LOGIN_FIELDS, at="password",
                             values=values)  # fmt: skip
-    visit.state.challenge, visit.state.factors = challenge.token, list(challenge.factors)
+    visit.state.challenge, visit.state.factor = challenge.token, challenge.factor
     return visit.redirect("bank_login")
+
+
+@router.post("/login/sms", name="bank_login_sms")
+async def text_code_instead(request: Request) -> Response:
+    """No token at hand: the SMS code is texted, and the second step asks for it."""
+    visit, _form = await BANK.posted(request)
+    state = visit.state
+    try:
+        if state.challenge is None:
+            raise EbankError("SESSION_EXPIRED")
+        await write(request, login.send_code(vault_of(request), challenge=state.challenge))
+    except EbankError as error:
+        return _code_refused(visit, error)
+    state.factor = "sms"
+    return visit.redirect(
+        "bank_login", notice=_("We have texted a code for this login to your mobile number.")
+    )
 
 
 @router.post("/login/verify", name="bank_login_verify")
 async def verify(request: Request) -> Response:
     visit, form = await BANK.posted(request)
     state = visit.state
-    factor = form.get("factor", "sms")
     try:
         if state.challenge is None:
             raise EbankError("SESSION_EXPIRED")
         code = required(form, "code", _("Verification code"))
         done = await write(
             request,
-            login.complete(vault_of(request), challenge=state.challenge,
-                           factor=factor if factor in state.factors else "sms", code=code,
-                           ip=client_address(request)),
+            login.complete(vault_of(request), challenge=state.challenge, factor=state.factor,
+                           code=code, ip=client_address(request)),
         )  # fmt: skip
         started = done.value()
     except EbankError as error:
-        if error.code == "SESSION_EXPIRED":  # the login ran out: it starts again
-            state.challenge, state.factors = None, []
-            return visit.render("bank/login.html", error=error, values={})
-        return visit.render("bank/verify.html", error=error, fields=CODE_FIELDS, at="code",
-                            factors=state.factors, values={"factor": factor})  # fmt: skip
+        return _code_refused(visit, error)
     customer_id = started.session.customer_id
     name = await read(request, lambda conn: customers.holder(conn, customer_id).name)
     return BANK.logged_in(visit, started, mask_name(name), "bank_home")

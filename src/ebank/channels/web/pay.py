@@ -1,9 +1,10 @@
 """The pay page (收银台): where a merchant sends its buyer (the order's `pay_url`,
 /pay/{token}) to pay with a card of this bank.
 
-The buyer sees the order, logs in as to online banking (password, then the SMS or token code),
-picks a card and confirms with the transaction PIN, plus an SMS code or token code where the
-buyer picks one; then goes back to the merchant's return URL with the signed result
+The buyer sees the order, logs in as to online banking (password, then the code the login asks
+for: the token's, or the SMS code, which a token holder can have texted instead), picks a card
+and confirms with the transaction PIN, plus an SMS code or token code where the buyer picks
+one; then goes back to the merchant's return URL with the signed result
 (`gateway.returns`). Every rule is the gateway's (`gateway.orders`): the page asks and shows.
 A USB-key certificate cannot sign from a plain browser page, so a payment only a certificate
 could confirm is explained, not offered.
@@ -22,7 +23,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
@@ -37,6 +38,7 @@ from ebank.core.crypto import mask_name
 from ebank.core.errors import EbankError
 from ebank.core.money import display_amount
 from ebank.core.settings import get_settings
+from ebank.core.writer import Command
 from ebank.customers import service as customers
 from ebank.gateway import controls, orders, returns
 from ebank.gateway.models import Checkout, PayCard, Payment
@@ -52,6 +54,7 @@ TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")  # what may name an order (and a co
 MAX_FORM_BYTES = 4096  # the largest form the page sends is well under 1 KiB
 FACTORS = ("pin", "sms", "token")  # what the page can confirm with; no certificate
 ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,7 @@ class State:
     seen: float  # Unix seconds of the last request: idle longer and the state is forgotten
     challenge: str | None = None  # the login between password and code
     factors: list[str] = field(default_factory=list)  # that login's second factors
+    factor: str = "sms"  # the one it asks for (logins begun before it was kept texted a code)
     session: str | None = None  # the buyer's online session, once logged in
     card: int | None = None  # the card last chosen, and how the buyer confirms
     method: str = "pin"
@@ -296,7 +300,7 @@ async def _render(
             return visit.keep(await _choose(visit, order, session, error))
     step = "verify" if visit.state.challenge is not None else "login"
     return visit.keep(_page(visit, step, order, error=error, values=values or {},
-                            factors=visit.state.factors))  # fmt: skip
+                            factor=visit.state.factor))  # fmt: skip
 
 
 async def _choose(
@@ -383,30 +387,42 @@ async def _log_in(visit: Visit, form: dict[str, str]) -> Response:
     who, password = _required(form, "login"), _required(form, "password", secret=True)
     begun = await write(
         visit.request,
-        login.begin(vault_of(visit.request), login=who, password=password, channel=CHANNEL,
-                    send_sms=True),
-    )  # fmt: skip
+        login.begin(vault_of(visit.request), login=who, password=password, channel=CHANNEL),
+    )
     challenge = begun.value()
-    visit.state.challenge, visit.state.factors = challenge.token, list(challenge.factors)
-    visit.state.session = None
+    state = visit.state
+    state.challenge, state.factors = challenge.token, list(challenge.factors)
+    state.factor, state.session = challenge.factor, None
+    return _see_page(visit)
+
+
+async def _on_login(visit: Visit, step: Callable[[str], Command[T]]) -> T:
+    """`step` of the login under way (given its challenge); one that ran out starts again."""
+    if visit.state.challenge is None:
+        raise EbankError("SESSION_EXPIRED")
+    try:
+        return await write(visit.request, step(visit.state.challenge))
+    except EbankError as error:
+        if error.code == "SESSION_EXPIRED":
+            visit.state.challenge = None
+        raise
+
+
+async def _text_code_instead(visit: Visit, form: dict[str, str]) -> Response:
+    """No token at hand: the login's SMS code is texted, and the code step asks for it."""
+    vault = vault_of(visit.request)
+    await _on_login(visit, lambda challenge: login.send_code(vault, challenge=challenge))
+    visit.state.factor = "sms"
     return _see_page(visit)
 
 
 async def _verify(visit: Visit, form: dict[str, str]) -> Response:
-    state = visit.state
-    if state.challenge is None:
-        raise EbankError("SESSION_EXPIRED")
-    factor, code = form.get("factor", "sms"), _required(form, "code")
-    try:
-        done = await write(
-            visit.request,
-            login.complete(vault_of(visit.request), challenge=state.challenge, factor=factor,
-                           code=code, ip=client_address(visit.request)),
-        )  # fmt: skip
-    except EbankError as error:
-        if error.code == "SESSION_EXPIRED":  # the login ran out: it starts again
-            state.challenge = None
-        raise
+    state, vault, code = visit.state, vault_of(visit.request), _required(form, "code")
+    done = await _on_login(
+        visit,
+        lambda challenge: login.complete(vault, challenge=challenge, factor=state.factor,
+                                         code=code, ip=client_address(visit.request)),
+    )  # fmt: skip
     started = done.value()
     state.challenge, state.session = None, started.token
     state.csrf = secrets.token_urlsafe(32)  # a new token for the logged-in page
@@ -513,6 +529,7 @@ def _form_route(path: str, name: str, step: Step) -> None:
 
 _form_route("/{token}/login", "pay_login", _log_in)
 _form_route("/{token}/verify", "pay_verify", _verify)
+_form_route("/{token}/login/sms", "pay_login_sms", _text_code_instead)
 _form_route("/{token}/code", "pay_code", _send_code)
 _form_route("/{token}/confirm", "pay_confirm", _pay)
 _form_route("/{token}/logout", "pay_logout", _log_out)
