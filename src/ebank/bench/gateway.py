@@ -116,6 +116,16 @@ def _largest_amount(args: argparse.Namespace) -> int:
 _Arrival = tuple[str, str, str, float, bool]  # notice id, type, out_trade_no, when, signed
 
 
+async def read_body(receive: Any) -> bytes:
+    """The whole body of a request to a bare ASGI app."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 class _Receiver:
     """A bare ASGI app: POST takes a notice and answers "success", noting (notice id, type,
     out_trade_no, arrival on the monotonic clock, signature good); GET answers what it noted,
@@ -127,12 +137,7 @@ class _Receiver:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         arrived = time.monotonic()
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         if scope["method"] == "POST":
             notice_id, kind, out_trade_no, signed = self._read(scope, body)
             self.arrivals.append((notice_id, kind, out_trade_no, arrived, signed))

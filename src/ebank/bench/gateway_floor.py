@@ -55,6 +55,7 @@ from ebank.bench.gateway import (
     _receiver,
     cpu_per_flow,
     cpu_seconds,
+    read_body,
 )
 from ebank.gateway import signing
 from ebank.gateway.client import MERCHANT_HEADER, Signer, request_message
@@ -165,12 +166,7 @@ class _Bank:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         status, answer = 404, b'{"code":"NOT_FOUND"}'
         if scope["method"] == "POST" and scope["path"] == ORDERS:
             status, answer = await self._create(scope, body)
