@@ -30,10 +30,10 @@ without a session sends the browser to the login page, and back after it.
 import re
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request
@@ -46,6 +46,7 @@ from ebank.channels.web.templating import templates
 from ebank.core.errors import EbankError
 from ebank.core.money import digits, parse_minor
 from ebank.core.settings import get_settings
+from ebank.core.writer import Command
 from ebank.security import sessions
 
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -53,6 +54,7 @@ ID = re.compile(r"[1-9][0-9]{0,18}")
 MAX_ID = 2**63 - 1
 GROUPED = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?")
 PERCENT = re.compile(r"[0-9]{1,3}(\.[0-9]{1,4})?")  # a rate as people type it: "1.75"
+T = TypeVar("T")
 WARN_BEFORE_SECONDS = 60  # the idle warning shows this long before the session ends
 
 
@@ -61,7 +63,6 @@ class State:
     csrf: str
     seen: float  # Unix seconds of the last request: idle longer and the state is forgotten
     challenge: str | None = None  # a login between its password and its code
-    factors: list[str] = field(default_factory=list)  # that login's second factors
     # The factor that login's second step asks for (a customer's: `login.begin`); a login
     # begun before the state kept it texted the code.
     factor: str = "sms"
@@ -69,6 +70,28 @@ class State:
     notice: str | None = None  # said once, on the next page (already translated)
     after: str | None = None  # where to go once logged in
     who: str = ""  # the name the header shows, masked as the area shows names
+
+
+_STATE_FIELDS = frozenset(f.name for f in fields(State))
+
+
+class LoginUnderWay(Protocol):
+    challenge: str | None  # the login between its password and its code
+
+
+async def login_step(
+    request: Request, state: LoginUnderWay, step: Callable[[str], Command[T]]
+) -> T:
+    """`step` of the login under way in `state`, given its challenge, through the writer. A
+    login that ran out (SESSION_EXPIRED) is forgotten: the caller shows its first step."""
+    if state.challenge is None:
+        raise EbankError("SESSION_EXPIRED")
+    try:
+        return await write(request, step(state.challenge))
+    except EbankError as error:
+        if error.code == "SESSION_EXPIRED":
+            state.challenge = None
+        raise
 
 
 class NotSignedIn(Exception):
@@ -106,7 +129,7 @@ class Visit:
 
     def forget_login(self) -> None:
         """Forget the login under way: the next page is its first step."""
-        self.state.challenge, self.state.factors = None, []
+        self.state.challenge = None
 
     def render(
         self, template: str, *, status: int = 200, error: EbankError | None = None,
@@ -179,7 +202,9 @@ class Area:
         now = request.app.state.clock.now().timestamp()
         saved = guard.unseal(request, self.cookie, self.purpose)
         try:
-            state = State(**saved) if saved is not None else None
+            # A state sealed by an earlier release may hold a field since dropped.
+            kept = {k: v for k, v in saved.items() if k in _STATE_FIELDS} if saved else None
+            state = State(**kept) if kept is not None else None
         except TypeError:
             state = None
         if state is not None and now - state.seen < get_settings().session_idle_seconds:
@@ -227,7 +252,7 @@ class Area:
         """A login completed: the session kept, a fresh CSRF token, and on to the page that
         asked for it (or `home`)."""
         state = visit.state
-        state.challenge, state.factors, state.session = None, [], started.token
+        state.challenge, state.session = None, started.token
         state.who = who
         state.csrf = secrets.token_urlsafe(32)
         after, state.after = state.after, None

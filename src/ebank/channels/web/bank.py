@@ -14,12 +14,14 @@ from sqlalchemy import Connection
 from ebank.accounts import service as accounts
 from ebank.accounts.models import CustomerAccount
 from ebank.channels.api.common import client_address, read, vault_of, write
-from ebank.channels.web.area import Area, Visit, required, typed_secret
+from ebank.channels.web.area import Area, Visit, login_step, required, typed_secret
 from ebank.channels.web.i18n import _
 from ebank.core.crypto import mask_name
 from ebank.core.errors import EbankError
+from ebank.core.writer import Command
 from ebank.customers import service as customers
 from ebank.security import login, sessions
+from ebank.security.service import Checked
 
 CHANNEL = "online"
 LOGIN_FIELDS = ("login", "password")
@@ -48,8 +50,7 @@ def _code_step(visit: Visit, error: EbankError | None = None) -> Response:
 
 def _code_refused(visit: Visit, error: EbankError) -> Response:
     """A refusal at the second step; a login that ran out starts again."""
-    if error.code == "SESSION_EXPIRED":
-        visit.forget_login()
+    if error.code == "SESSION_EXPIRED":  # `login_step` has forgotten it
         return visit.render("bank/login.html", error=error, values={})
     return _code_step(visit, error)
 
@@ -85,14 +86,12 @@ async def log_in(request: Request) -> Response:
 async def text_code_instead(request: Request) -> Response:
     """No token at hand: the SMS code is texted, and the second step asks for it."""
     visit, _form = await BANK.posted(request)
-    state = visit.state
+    vault = vault_of(request)
     try:
-        if state.challenge is None:
-            raise EbankError("SESSION_EXPIRED")
-        await write(request, login.send_code(vault_of(request), challenge=state.challenge))
+        await login_step(request, visit.state, lambda c: login.send_code(vault, challenge=c))
     except EbankError as error:
         return _code_refused(visit, error)
-    state.factor = "sms"
+    visit.state.factor = "sms"
     return visit.redirect(
         "bank_login", notice=_("We have texted a code for this login to your mobile number.")
     )
@@ -101,17 +100,14 @@ async def text_code_instead(request: Request) -> Response:
 @router.post("/login/verify", name="bank_login_verify")
 async def verify(request: Request) -> Response:
     visit, form = await BANK.posted(request)
-    state = visit.state
-    try:
-        if state.challenge is None:
-            raise EbankError("SESSION_EXPIRED")
+
+    def complete(challenge: str) -> Command[Checked[sessions.Started]]:
         code = required(form, "code", _("Verification code"))
-        done = await write(
-            request,
-            login.complete(vault_of(request), challenge=state.challenge, factor=state.factor,
-                           code=code, ip=client_address(request)),
-        )  # fmt: skip
-        started = done.value()
+        return login.complete(vault_of(request), challenge=challenge, factor=visit.state.factor,
+                              code=code, ip=client_address(request))  # fmt: skip
+
+    try:
+        started = (await login_step(request, visit.state, complete)).value()
     except EbankError as error:
         return _code_refused(visit, error)
     customer_id = started.session.customer_id

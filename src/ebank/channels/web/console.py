@@ -27,6 +27,7 @@ from ebank.channels.web.area import (
     Area,
     NotSignedIn,
     SignedIn,
+    login_step,
     missing,
     required,
     typed_id,
@@ -46,6 +47,7 @@ from ebank.ops import approvals, parameters, staff
 from ebank.risk import cases
 from ebank.security import service as security
 from ebank.security import sessions
+from ebank.security.service import Checked
 
 CHANNEL = "console"
 LOGIN_FIELDS = ("username", "password")
@@ -136,23 +138,22 @@ async def log_in(request: Request) -> Response:
     except EbankError as error:
         return visit.render("console/login.html", error=error, fields=LOGIN_FIELDS,
                             at="password", values=values)  # fmt: skip
-    visit.state.challenge, visit.state.factors = challenge.token, ["token"]
+    visit.state.challenge = challenge.token
     return visit.redirect("console_login")
 
 
 @router.post("/login/verify", name="console_login_verify")
 async def verify(request: Request) -> Response:
     visit, form = await CONSOLE.posted(request)
-    state = visit.state
-    try:
-        if state.challenge is None:
-            raise EbankError("SESSION_EXPIRED")
+
+    def complete(challenge: str) -> Command[Checked[staff.StaffLogin]]:
         code = required(form, "code", _("Token code"))
-        command = staff.complete_login(vault_of(request), challenge=state.challenge, code=code)
-        done = (await write(request, command)).value()
+        return staff.complete_login(vault_of(request), challenge=challenge, code=code)
+
+    try:
+        done = (await login_step(request, visit.state, complete)).value()
     except EbankError as error:
         if error.code == "SESSION_EXPIRED":  # the login ran out: it starts again
-            state.challenge, state.factors = None, []
             return visit.render("console/login.html", error=error, values={})
         return visit.render("console/verify.html", error=error, fields=CODE_FIELDS, at="code",
                             values={})  # fmt: skip

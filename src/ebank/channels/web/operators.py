@@ -12,13 +12,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ebank.channels.api.common import read, vault_of, write
-from ebank.channels.web.area import Area, SignedIn, required, typed_secret
+from ebank.channels.web.area import Area, SignedIn, login_step, required, typed_secret
 from ebank.channels.web.i18n import _
 from ebank.core.crypto import mask_name
 from ebank.core.errors import EbankError
+from ebank.core.writer import Command
 from ebank.corporate import operators
 from ebank.corporate.operators import Operator
 from ebank.security import sessions
+from ebank.security.service import Checked
 
 LOGIN_FIELDS = ("credit_code", "username", "password")
 CODE_FIELDS = ("code",)
@@ -86,24 +88,20 @@ def login_routes(area: Area, router: APIRouter, home: str) -> None:
         except EbankError as error:
             return visit.render(LOGIN_TEMPLATE, error=error, fields=LOGIN_FIELDS, at="password",
                                 values=values)  # fmt: skip
-        visit.state.challenge, visit.state.factors = challenge.token, ["token"]
+        visit.state.challenge = challenge.token
         return visit.redirect(area.login_route)
 
     async def verify(request: Request) -> Response:
         visit, form = await area.posted(request)
-        state = visit.state
-        try:
-            if state.challenge is None:
-                raise EbankError("SESSION_EXPIRED")
+
+        def complete(challenge: str) -> Command[Checked[operators.OperatorLogin]]:
             code = required(form, "code", _("Token code"))
-            done = await write(
-                request,
-                operators.complete_login(vault_of(request), challenge=state.challenge, code=code),
-            )
-            logged = done.value()
+            return operators.complete_login(vault_of(request), challenge=challenge, code=code)
+
+        try:
+            logged = (await login_step(request, visit.state, complete)).value()
         except EbankError as error:
             if error.code == "SESSION_EXPIRED":  # the login ran out: it starts again
-                state.challenge, state.factors = None, []
                 return visit.render(LOGIN_TEMPLATE, error=error, values={})
             return visit.render(CODE_TEMPLATE, error=error, fields=CODE_FIELDS, at="code")
         return area.logged_in(visit, logged.started, mask_name(logged.operator.name), home)

@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
@@ -32,13 +32,13 @@ from sqlalchemy import Connection
 
 from ebank.channels.api.common import client_address, read, vault_of, write
 from ebank.channels.web import guard
+from ebank.channels.web.area import login_step
 from ebank.channels.web.templating import templates
 from ebank.core.clock import BUSINESS_TZ, as_utc
 from ebank.core.crypto import mask_name
 from ebank.core.errors import EbankError
 from ebank.core.money import display_amount
 from ebank.core.settings import get_settings
-from ebank.core.writer import Command
 from ebank.customers import service as customers
 from ebank.gateway import controls, orders, returns
 from ebank.gateway.models import Checkout, PayCard, Payment
@@ -54,7 +54,6 @@ TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")  # what may name an order (and a co
 MAX_FORM_BYTES = 4096  # the largest form the page sends is well under 1 KiB
 FACTORS = ("pin", "sms", "token")  # what the page can confirm with; no certificate
 ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,30 +395,20 @@ async def _log_in(visit: Visit, form: dict[str, str]) -> Response:
     return _see_page(visit)
 
 
-async def _on_login(visit: Visit, step: Callable[[str], Command[T]]) -> T:
-    """`step` of the login under way (given its challenge); one that ran out starts again."""
-    if visit.state.challenge is None:
-        raise EbankError("SESSION_EXPIRED")
-    try:
-        return await write(visit.request, step(visit.state.challenge))
-    except EbankError as error:
-        if error.code == "SESSION_EXPIRED":
-            visit.state.challenge = None
-        raise
-
-
 async def _text_code_instead(visit: Visit, form: dict[str, str]) -> Response:
     """No token at hand: the login's SMS code is texted, and the code step asks for it."""
     vault = vault_of(visit.request)
-    await _on_login(visit, lambda challenge: login.send_code(vault, challenge=challenge))
+    await login_step(
+        visit.request, visit.state, lambda challenge: login.send_code(vault, challenge=challenge)
+    )
     visit.state.factor = "sms"
     return _see_page(visit)
 
 
 async def _verify(visit: Visit, form: dict[str, str]) -> Response:
     state, vault, code = visit.state, vault_of(visit.request), _required(form, "code")
-    done = await _on_login(
-        visit,
+    done = await login_step(
+        visit.request, visit.state,
         lambda challenge: login.complete(vault, challenge=challenge, factor=state.factor,
                                          code=code, ip=client_address(visit.request)),
     )  # fmt: skip
